@@ -8,12 +8,11 @@ vectors reach the hooks through a `UniMSEFusionContext` that the model sets befo
 decoder call; `generate()` computes them once per call and carries them in the encoder outputs.
 """
 
-from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -283,8 +282,7 @@ class UniMSEPreTrainedModel(PreTrainedModel):
             for parameter in module.parameters():
                 init.uniform_(parameter, -bound, bound)
         elif isinstance(module, UniMSEModalityEncoder):
-            if isinstance(module.missing_embedding, nn.Parameter):
-                init.zeros_(module.missing_embedding)
+            init.zeros_(module.missing_embedding)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=config.initializer_factor * 1.0)
         elif isinstance(module, nn.Linear):
@@ -453,7 +451,7 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         visual_attention_mask: Optional[torch.Tensor] = None,
         decoder_input_ids: Optional[torch.LongTensor] = None,
         decoder_attention_mask: Optional[torch.BoolTensor] = None,
-        encoder_outputs: Optional[UniMSEEncoderOutput | tuple] = None,
+        encoder_outputs: Optional[Union[UniMSEEncoderOutput, tuple]] = None,
         cache=None,
         inputs_embeds: Optional[torch.FloatTensor] = None,
         decoder_inputs_embeds: Optional[torch.FloatTensor] = None,
@@ -461,7 +459,7 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         use_cache: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         **kwargs,
-    ) -> UniMSESeq2SeqLMOutput | tuple:
+    ) -> Union[UniMSESeq2SeqLMOutput, tuple]:
         r"""
         acoustic_features (`torch.FloatTensor` of shape `(batch_size, frames, acoustic_dim)`, *optional*):
             Acoustic frame features (or token-aligned features from the processor). Absent = missing modality.
