@@ -1,0 +1,208 @@
+"""UniMSEForConditionalGeneration: the PMF and LSTM formulas, T5 equivalence, generation."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+from unimse_hf import UniMSEForConditionalGeneration
+from unimse_hf.modeling_unimse import UniMSEFusionAdapter, UniMSEModalityEncoder, info_nce_loss
+from unimse_testing import TINY, tiny_config, tiny_model
+
+
+def _batch(seed=0, batch=3, text=7, frames=(10, 6)):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 1000, (batch, text), generator=g)
+    mask = torch.ones(batch, text, dtype=torch.long)
+    mask[1, text - 2:] = 0
+    acoustic = torch.randn(batch, frames[0], TINY["acoustic_dim"], generator=g)
+    acoustic_mask = torch.ones(batch, frames[0], dtype=torch.long)
+    acoustic_mask[0, 4:] = 0
+    visual = torch.randn(batch, frames[1], TINY["visual_dim"], generator=g)
+    visual_mask = torch.ones(batch, frames[1], dtype=torch.long)
+    visual_mask[2, 3:] = 0
+    return dict(input_ids=ids, attention_mask=mask, acoustic_features=acoustic, acoustic_attention_mask=acoustic_mask,
+                visual_features=visual, visual_attention_mask=visual_mask)
+
+
+def test_pmf_adapter_matches_the_reference_formula():
+    torch.manual_seed(0)
+    adapter = UniMSEFusionAdapter(tiny_config())
+    for p in adapter.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    h, v, a = torch.randn(2, 5, 32), torch.randn(2, 16), torch.randn(2, 16)
+    z = torch.cat([h, v[:, None].expand(2, 5, 16), a[:, None].expand(2, 5, 16)], dim=-1)  # visual before acoustic
+    W_d, b_d = adapter.down_proj.weight, adapter.down_proj.bias
+    W_u, b_u = adapter.up_proj.weight, adapter.up_proj.bias
+    W_p, b_p = adapter.out_proj.weight, adapter.out_proj.bias
+    u = z + torch.sigmoid(z @ W_d.T + b_d) @ W_u.T + b_u
+    expected = u @ W_p.T + b_p
+    torch.testing.assert_close(adapter(h, v, a), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_lstm_utterance_vector_matches_a_hand_written_recurrence():
+    config = tiny_config(modality_dropout=0.0)
+    torch.manual_seed(1)
+    encoder = UniMSEModalityEncoder(8, config).eval()
+    x = torch.randn(2, 6, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    out = encoder(x, mask)
+    rnn = encoder.rnn
+    W_ih, W_hh, b = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0 + rnn.bias_hh_l0
+    for i, length in enumerate([4, 6]):
+        h = c = torch.zeros(16)
+        outputs = []
+        for t in range(length):
+            gates = W_ih @ x[i, t] + W_hh @ h + b
+            i_g, f_g, g_g, o_g = gates.chunk(4)  # PyTorch order: input, forget, cell, output
+            c = torch.sigmoid(f_g) * c + torch.sigmoid(i_g) * torch.tanh(g_g)
+            h = torch.sigmoid(o_g) * torch.tanh(c)
+            outputs.append(h)
+        vector = encoder.output_projection.weight @ h + encoder.output_projection.bias
+        torch.testing.assert_close(out.vector[i], vector, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out.pooled_sequence[i], torch.stack(outputs).mean(0), atol=1e-5, rtol=1e-5)
+
+
+def test_lstm_reads_valid_frames_in_order_whatever_the_mask_layout():
+    torch.manual_seed(2)
+    encoder = UniMSEModalityEncoder(8, tiny_config()).eval()
+    frames = torch.randn(1, 3, 8)
+    scattered = torch.zeros(1, 7, 8)
+    scattered[0, [1, 4, 5]] = frames[0]
+    left = encoder(frames, torch.ones(1, 3, dtype=torch.long))
+    right = encoder(scattered, torch.tensor([[0, 1, 0, 0, 1, 1, 0]]))
+    torch.testing.assert_close(left.vector, right.vector)
+
+
+def test_sample_without_frames_gets_the_missing_vector():
+    model = tiny_model(missing_modality="zeros")
+    inputs = _batch()
+    inputs["acoustic_attention_mask"][1] = 0
+    out = model(**inputs, decoder_input_ids=torch.zeros(3, 1, dtype=torch.long))
+    assert torch.count_nonzero(out.acoustic_vector[1]) == 0
+    assert torch.count_nonzero(out.acoustic_vector[0]) > 0
+
+
+def test_identity_initialised_unimse_equals_plain_t5_from_the_same_weights(tmp_path):
+    torch.manual_seed(3)
+    t5_config = T5Config(vocab_size=32128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                         decoder_start_token_id=0)
+    t5 = T5ForConditionalGeneration(t5_config).eval()
+    t5.save_pretrained(tmp_path)
+    model = UniMSEForConditionalGeneration.from_pretrained(
+        tmp_path, acoustic_dim=8, visual_dim=6, pmf_identity_init=True).eval()
+    for name, tensor in t5.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, atol=0, rtol=0)
+    inputs = _batch()
+    labels = torch.randint(3, 1000, (3, 5))
+    expected = t5(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels).logits
+    text_only = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels).logits
+    with_modalities = model(**inputs, labels=labels).logits
+    torch.testing.assert_close(text_only, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(with_modalities, expected, atol=1e-6, rtol=0)
+
+
+def test_loading_plain_t5_initialises_only_new_modules_with_small_adapters(tmp_path):
+    torch.manual_seed(4)
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=32128, d_model=64, d_kv=16, d_ff=128, num_layers=2,
+                                             num_heads=4, decoder_start_token_id=0))
+    t5.save_pretrained(tmp_path)
+    model, info = UniMSEForConditionalGeneration.from_pretrained(tmp_path, acoustic_dim=8, visual_dim=6,
+                                                                 output_loading_info=True)
+    assert all(k.startswith(("acoustic_encoder", "visual_encoder", "encoder_fusion", "decoder_fusion",
+                             "encoder_contrastive_head")) for k in info["missing_keys"])
+    assert not info["unexpected_keys"]
+    for name, tensor in t5.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    down = model.encoder_fusion[0].down_proj.weight
+    assert 0.0005 < down.std().item() < 0.002
+    assert model.encoder_fusion[0].down_proj.bias.abs().max() == 0
+
+
+def test_generate_batched_equals_one_by_one_greedy():
+    model = tiny_model()
+    inputs = _batch()
+    batched = model.generate(**inputs, max_new_tokens=6, min_new_tokens=6)
+    single = torch.cat([model.generate(**{k: v[i:i + 1] for k, v in inputs.items()}, max_new_tokens=6,
+                                       min_new_tokens=6) for i in range(3)])
+    assert torch.equal(batched, single)
+
+
+def test_generate_uses_the_modalities():
+    model = tiny_model()
+    for adapter in list(model.encoder_fusion) + list(model.decoder_fusion):
+        torch.nn.init.normal_(adapter.out_proj.weight, std=1.0)
+    inputs = _batch()
+    with_av = model.generate(**inputs, max_new_tokens=8)
+    text_only = model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=8)
+    assert not torch.equal(with_av, text_only)
+
+
+def test_generate_runs_the_modality_encoders_once_per_call_with_beams():
+    model = tiny_model()
+    calls = []
+    model.acoustic_encoder.rnn.register_forward_hook(lambda *_: calls.append(1))
+    out = model.generate(**_batch(), max_new_tokens=5, num_beams=3)
+    assert out.shape[0] == 3 and len(calls) == 1
+
+
+def test_beam_search_with_one_beam_equals_greedy():
+    model = tiny_model()
+    inputs = _batch()
+    greedy = model.generate(**inputs, max_new_tokens=5)
+    beams = model.generate(**inputs, max_new_tokens=5, num_beams=1)
+    assert torch.equal(greedy, beams)
+
+
+def test_forward_returns_lm_loss_and_contrastive_embeddings():
+    model = tiny_model()
+    out = model(**_batch(), labels=torch.randint(3, 1000, (3, 4)))
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert out.text_embeds.shape == out.acoustic_embeds.shape == out.visual_embeds.shape == (3, TINY["cl_proj_dim"])
+    expected = info_nce_loss(out.text_embeds, out.acoustic_embeds, 0.1)
+    torch.testing.assert_close(out.contrastive_loss_ta, expected)
+
+
+def test_text_only_input_has_no_contrastive_terms():
+    model = tiny_model()
+    inputs = _batch()
+    out = model(input_ids=inputs["input_ids"], labels=torch.randint(3, 1000, (3, 4)))
+    assert out.contrastive_loss_ta is None and out.contrastive_loss_tv is None and torch.isfinite(out.loss)
+
+
+def test_learned_missing_embedding_is_trainable():
+    model = tiny_model(missing_modality="learned").train()
+    inputs = _batch()
+    out = model(input_ids=inputs["input_ids"], labels=torch.randint(3, 1000, (3, 4)))
+    out.loss.backward()
+    assert model.acoustic_encoder.missing_embedding.grad is not None
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    inputs = _batch()
+    labels = torch.randint(3, 1000, (3, 4))
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(seed=5)
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        model.train()
+        torch.manual_seed(0)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        out = model(**inputs, labels=labels)
+        (out.loss + out.contrastive_loss_ta).backward()
+        grads.append(model.encoder_fusion[0].down_proj.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_freeze_for_fine_tuning_trains_fusion_and_chosen_blocks_only():
+    model = tiny_model(num_layers=4, trainable_t5_blocks=[3])
+    model.freeze_for_fine_tuning()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "encoder.block.3.layer.0.SelfAttention.q.weight" in trainable
+    assert "decoder.block.3.layer.2.DenseReluDense.wi.weight" in trainable
+    assert "encoder.block.2.layer.0.SelfAttention.q.weight" not in trainable
+    assert "shared.weight" not in trainable
+    assert "acoustic_encoder.rnn.weight_ih_l0" in trainable and "encoder_fusion.0.out_proj.weight" in trainable

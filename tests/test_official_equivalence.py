@@ -1,0 +1,124 @@
+"""The converted official checkpoints reproduce the official implementation's outputs.
+
+The reference vectors (34 MB) are read in place from `../shared/data/official_vectors`; the README
+there describes every tensor, the configuration, the official quirks and the tolerances used here.
+"""
+
+import functools
+
+import pytest
+import torch
+from transformers import GenerationConfig
+
+from unimse_hf.convert_official_checkpoint import convert_official_checkpoint, convert_official_state_dict, main
+from unimse_testing import OFFICIAL_VECTORS_DIR
+
+pytestmark = pytest.mark.skipif(not OFFICIAL_VECTORS_DIR.is_dir(),
+                                reason=f"official test vectors not found at {OFFICIAL_VECTORS_DIR}")
+CASES = {"tiny": False, "tiny_infonce": True}  # case -> official InfoNCE on (converted with the quirk flags)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_case(name: str) -> dict:
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    io = load_file(str(OFFICIAL_VECTORS_DIR / name / "io.safetensors"))
+    model = convert_official_checkpoint(OFFICIAL_VECTORS_DIR / name / "weights.safetensors", official_quirks=CASES[name])
+    acoustic, visual = io["acoustic"].transpose(0, 1), io["visual"].transpose(0, 1)  # official inputs are time-major
+    inputs = dict(
+        input_ids=io["input_ids"], attention_mask=io["attention_mask"],
+        acoustic_features=acoustic, acoustic_attention_mask=torch.arange(acoustic.shape[1])[None] < io["a_len"][:, None],
+        visual_features=visual, visual_attention_mask=torch.arange(visual.shape[1])[None] < io["v_len"][:, None],
+    )
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    outputs = model(**inputs, labels=io["labels"])
+    return dict(name=name, io=io, model=model, inputs=inputs, outputs=outputs)
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    return _load_case(request.param)
+
+
+def test_official_logits_and_lm_loss(case):
+    out, io = case["outputs"], case["io"]
+    assert (out.logits - io["logits"]).abs().max() <= 1e-4
+    assert abs(out.loss.item() - io["lm_loss"].item()) <= 1e-5
+
+
+def test_official_utterance_vectors_and_encoder_state(case):
+    out, io = case["outputs"], case["io"]
+    assert (out.acoustic_vector - io["acoustic_vec"]).abs().max() <= 1e-5
+    assert (out.visual_vector - io["visual_vec"]).abs().max() <= 1e-5
+    assert (out.encoder_last_hidden_state - io["encoder_last_hidden_state"]).abs().max() <= 1e-4
+
+
+def test_official_decoder_input_ids_are_the_shifted_labels(case):
+    assert torch.equal(case["model"]._shift_right(case["io"]["labels"]), case["io"]["decoder_input_ids"])
+
+
+def test_official_greedy_generations(case):
+    model, inputs, io = case["model"], case["inputs"], case["io"]
+    assert torch.equal(model.generate(**inputs, max_length=20), io["generate_default"])
+    no_eos = GenerationConfig(max_length=13, eos_token_id=None, pad_token_id=0, decoder_start_token_id=0)
+    assert torch.equal(model.generate(**inputs, generation_config=no_eos), io["generate_12"])
+
+
+def test_official_default_has_no_contrastive_terms():
+    out = _load_case("tiny")["outputs"]
+    assert out.contrastive_loss_ta is None and out.contrastive_loss_tv is None
+
+
+def test_official_contrastive_losses_with_quirk_flags():
+    case = _load_case("tiny_infonce")
+    out, io = case["outputs"], case["io"]
+    assert abs(out.contrastive_loss_ta.item() - io["ta_loss"].item()) <= 1e-5
+    assert abs(out.contrastive_loss_tv.item() - io["tv_loss"].item()) <= 1e-5
+
+
+def test_official_encoder_side_contrastive_terms_alone():
+    """Without the decoder-side InfoNCE (our default, B3) the terms equal the official encoder parts."""
+    from safetensors.torch import load_file
+
+    case = _load_case("tiny_infonce")
+    weights = load_file(str(OFFICIAL_VECTORS_DIR / "tiny_infonce" / "weights.safetensors"))
+    encoder_only = {k: v for k, v in weights.items() if "decoder.info_nce" not in k}
+    model = convert_official_checkpoint(encoder_only, official_quirks=True, cl_in_decoder=False)
+    out = model(**case["inputs"], labels=case["io"]["labels"])
+    assert abs(out.contrastive_loss_ta.item() - case["io"]["ta_loss_encoder"].item()) <= 1e-5
+    assert abs(out.contrastive_loss_tv.item() - case["io"]["tv_loss_encoder"].item()) <= 1e-5
+
+
+def test_official_parameter_gradients(case):
+    model, out, io = case["model"], case["outputs"], case["io"]
+    total = out.loss
+    if out.contrastive_loss_ta is not None:
+        total = total + 0.5 * out.contrastive_loss_ta + 0.5 * out.contrastive_loss_tv
+    assert abs(total.item() - io["total_loss"].item()) <= 1e-5
+    model.zero_grad()
+    total.backward(retain_graph=True)
+    reference = convert_official_state_dict({k[len("grad."):]: v for k, v in io.items() if k.startswith("grad.")}, model.config)
+    parameters = dict(model.named_parameters())
+    assert len(reference) == len(parameters) - 1  # every parameter but the tied embedding
+    for name, expected in reference.items():
+        limit = 1e-4 * expected.abs().max().item() + 1e-9
+        assert (parameters[name].grad - expected).abs().max().item() <= limit, name
+    key = "T5_encoder.t5_model.shared.weight"
+    embedding = parameters["shared.weight"].grad
+    rows = io[f"grad_row_ids.{key}"]
+    assert (embedding[rows] - io[f"grad_rows.{key}"]).abs().max() <= 1e-4 * io[f"grad_rows.{key}"].abs().max() + 1e-9
+    assert abs(embedding.double().norm().item() / io[f"grad_full_l2.{key}"].item() - 1) <= 1e-4
+    assert abs(embedding.double().abs().sum().item() / io[f"grad_full_abssum.{key}"].item() - 1) <= 1e-4
+
+
+def test_official_converter_cli_writes_a_loadable_checkpoint(tmp_path):
+    from unimse_hf import UniMSEForConditionalGeneration, UniMSEProcessor
+
+    main(["--official_state_dict", str(OFFICIAL_VECTORS_DIR / "tiny" / "weights.safetensors"),
+          "--output_dir", str(tmp_path), "--tokenizer_dir", "data/t5"])
+    model = UniMSEForConditionalGeneration.from_pretrained(tmp_path)
+    processor = UniMSEProcessor.from_pretrained(tmp_path)
+    assert model.config.d_model == 64 and model.config.pmf_encoder_blocks == [0, 1] and not model.config.cl_enabled
+    assert processor.feature_extractor.acoustic_dim == 64

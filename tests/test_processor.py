@@ -1,0 +1,117 @@
+"""UniMSEProcessor and UniMSEFeatureExtractor: prefix, padding, alignment, labels, save/load."""
+
+import numpy as np
+import pytest
+import torch
+
+from unimse_hf import UniMSEProcessor, UniversalLabel
+from unimse_hf.feature_extraction_unimse import average_frames_per_span, proportional_word_spans
+from unimse_testing import random_frames, tiny_processor
+
+
+def test_task_prefix_is_prepended():
+    processor = tiny_processor()
+    ids = processor("anyhow it was really good", return_tensors=None)["input_ids"][0]
+    # "sst2 sentence: " tokenises as ▁ s s t 2 ▁sentence : (ids 3 7 7 17 357 7142 10), as for the original T5
+    assert ids[:7] == [3, 7, 7, 17, 357, 7142, 10] and ids[-1] == 1
+
+
+def test_frames_are_padded_with_attention_masks():
+    rng = np.random.default_rng(0)
+    batch = tiny_processor()(["a", "b c"], acoustic=random_frames(rng, [5, 3], 8), visual=[None, rng.standard_normal((2, 6))])
+    assert batch["acoustic_features"].shape == (2, 5, 8)
+    assert batch["acoustic_attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    assert batch["visual_attention_mask"].tolist() == [[0, 0], [1, 1]]
+    assert torch.all(batch["acoustic_features"][1, 3:] == 0)
+
+
+def test_word_timestamps_average_frames_per_word_and_copy_to_sub_tokens():
+    processor = tiny_processor()
+    # 10 acoustic frames at 100 Hz: frame i holds the value i in every dimension.
+    frames = np.repeat(np.arange(10, dtype=np.float32)[:, None], 8, axis=1)
+    text = "anyhow it good"  # tokens: ▁any how ▁it ▁good
+    batch = processor(text, acoustic=[frames], word_timestamps=[[(0.0, 0.04), (0.04, 0.05), (0.05, 0.10)]])
+    tokens = processor.tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    assert tokens[7:] == ["▁any", "how", "▁it", "▁good", "</s>"]
+    values = batch["acoustic_features"][0, :, 0].tolist()
+    mask = batch["acoustic_attention_mask"][0].tolist()
+    # "anyhow" covers frames 0-3 (mean 1.5) for both of its pieces; "it" frame 4; "good" frames 5-9 (mean 7).
+    assert values[7:11] == [1.5, 1.5, 4.0, 7.0]
+    assert mask == [0] * 7 + [1, 1, 1, 1, 0]  # prefix and </s> masked
+
+
+def test_visual_frames_align_with_their_own_frame_rate():
+    processor = tiny_processor()
+    frames = np.repeat(np.arange(6, dtype=np.float32)[:, None], 6, axis=1)  # 30 Hz: frame i spans [i/30, (i+1)/30)
+    batch = processor("yes no", visual=[frames], word_timestamps=[[(0.0, 0.1), (0.1, 0.2)]])
+    values = batch["visual_features"][0, :, 0].tolist()
+    assert values[7:9] == [1.0, 4.0]  # frames 0,1,2 -> 1.0 ; frames 3,4,5 -> 4.0
+
+
+def test_without_timestamps_words_are_spread_in_proportion_to_their_length():
+    processor = tiny_processor()
+    frames = np.repeat(np.arange(8, dtype=np.float32)[:, None], 8, axis=1)
+    batch = processor("it good", acoustic=[frames], align_to_tokens=True)  # 2 + 4 characters over 8 frames
+    values = batch["acoustic_features"][0, 7:9, 0].tolist()
+    # "it" spans frames [0, 2.67): centres 0.5, 1.5, 2.5 -> frames 0,1,2 (mean 1); "good" frames 3..7 (mean 5)
+    assert values == [1.0, 5.0]
+
+
+def test_a_word_between_frame_centres_takes_the_nearest_frame():
+    frames = np.arange(4, dtype=np.float32)[:, None]
+    assert average_frames_per_span(frames, np.array([[2.1, 2.2]]))[0, 0] == 2.0
+
+
+def test_proportional_spans_cover_the_clip():
+    spans = proportional_word_spans([1, 3], 8.0)
+    assert spans.tolist() == [[0.0, 2.0], [2.0, 8.0]]
+
+
+def test_labels_are_encoded_with_minus_100_padding_and_parsed_back():
+    processor = tiny_processor()
+    batch = processor(["a", "b"], labels=["positive,2.4,joy,excited", UniversalLabel("negative", -1.0, "anger", "sad")])
+    labels = batch["labels"]
+    assert (labels == -100).any() and labels.shape[0] == 2
+    texts = processor.batch_decode(torch.where(labels == -100, 0, labels))
+    parsed = processor.post_process_generation(texts)
+    assert [p.to_label() for p in parsed] == [UniversalLabel("positive", 2.4, "joy", "excited"),
+                                              UniversalLabel("negative", -1.0, "anger", "sadness")]
+
+
+def test_score_decimals_formats_the_score_slot():
+    processor = tiny_processor()
+    processor.score_decimals = 2
+    try:
+        assert processor.format_label(UniversalLabel("negative", -0.6666666865348816, "anger", "sad")) == "negative,-0.67,anger,sadness"
+    finally:
+        processor.score_decimals = None
+
+
+def test_malformed_generations_parse_as_invalid_without_raising():
+    parsed = tiny_processor().post_process_generation(["positive,1.0,joy", "", "x,y,z,w", "positive,abc,joy,excited"])
+    assert [p.valid for p in parsed] == [False, False, False, False]
+    assert parsed[3].score_or_default == 0.0 and parsed[3].meld_emotion == "joy"
+
+
+def test_processor_round_trips_through_processor_config(tmp_path):
+    processor = tiny_processor()
+    processor.save_pretrained(tmp_path)
+    assert (tmp_path / "processor_config.json").is_file()
+    loaded = UniMSEProcessor.from_pretrained(tmp_path)
+    assert loaded.task_prefix == processor.task_prefix
+    assert loaded.feature_extractor.to_dict() == processor.feature_extractor.to_dict()
+    rng = np.random.default_rng(1)
+    args = dict(text=["it was good"], acoustic=random_frames(rng, [12], 8), word_timestamps=[[(0, .03), (.03, .06), (.06, .12)]])
+    for key, value in processor(**args).items():
+        assert torch.equal(value, loaded(**args)[key])
+
+
+def test_feature_kind_mismatch_is_refused(tmp_path):
+    processor = tiny_processor()
+    processor.feature_extractor.acoustic_feature_kind = "librosa-25"
+    try:
+        with pytest.raises(ValueError, match="acoustic"):
+            processor("hi", acoustic=[np.zeros((3, 8))], acoustic_feature_kind="covarep-74")
+        processor("hi", acoustic=[np.zeros((3, 8))], acoustic_feature_kind="librosa-25")
+    finally:
+        processor.feature_extractor.acoustic_feature_kind = "unspecified"
