@@ -209,7 +209,7 @@ def _open_media(source: MediaSource, argument_name: str) -> Iterator[Any]:
     try:
         with av.open(target) as container:
             yield container
-    except av.FFmpegError as error:
+    except av.error.FFmpegError as error:
         raise ValueError(f"`{argument_name}` could not be decoded ({_describe(source)}): {error}") from error
 
 
