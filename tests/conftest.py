@@ -143,10 +143,21 @@ def hub_server() -> HubServer:
 
 
 @pytest.fixture(autouse=True)
-def _clear_hub_faults() -> Iterator[None]:
-    """Drop fault rules a test injected but did not use up, so they cannot leak into the next test."""
+def _hub_server_hygiene() -> Iterator[None]:
+    """Fail a test that crashed the test Hub or called an endpoint it lacks; drop unused faults.
+
+    A crash or a missing endpoint would otherwise reach the client as a 500/404 and could be
+    mistaken for behaviour of the real Hub. Fault rules a test injected but did not use up are
+    removed so that they cannot leak into the next test.
+    """
+    errors_before = len(HUB.internal_errors)
+    unknown_before = len(HUB.unknown_routes)
     yield
     HUB.clear_faults()
+    problems = HUB.internal_errors[errors_before:]
+    problems += [f"endpoint not implemented by the test Hub: {route}" for route in HUB.unknown_routes[unknown_before:]]
+    if problems:
+        pytest.fail("The test Hub could not serve this test:\n" + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -665,6 +665,7 @@ class HubServer:
         self._faults: list[FaultRule] = []
         self._log: list[RequestRecord] = []
         self._internal_errors: list[str] = []
+        self._unknown_routes: list[str] = []
         self._counter = itertools.count(1)
         self._servers: list[_BoundServer] = []
         self._threads: list[threading.Thread] = []
@@ -798,6 +799,12 @@ class HubServer:
         with self._lock:
             return list(self._internal_errors)
 
+    @property
+    def unknown_routes(self) -> list[str]:
+        """``"METHOD path"`` of requests for endpoints the server does not implement (answered ``404``)."""
+        with self._lock:
+            return list(self._unknown_routes)
+
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
             self._log.append(record)
@@ -805,13 +812,14 @@ class HubServer:
     # -- direct state access for assertions ---------------------------------------------------------
 
     def reset(self) -> None:
-        """Delete every repo, LFS object, fault rule, logged request and recorded internal error."""
+        """Delete every repo, LFS object, fault rule, logged request, internal error and unknown route."""
         with self._lock:
             self._repos.clear()
             self._lfs_store.clear()
             self._faults.clear()
             self._log.clear()
             self._internal_errors.clear()
+            self._unknown_routes.clear()
 
     def repo_exists(self, repo_id: str, repo_type: str = "model") -> bool:
         """Whether the repo exists on the server."""
@@ -935,6 +943,12 @@ class HubServer:
 
     # -- internals: dispatch ------------------------------------------------------------------------
 
+    def _unknown_route(self, request: _Request) -> _HubError:
+        description = f"{request.method} {request.path}"
+        with self._lock:
+            self._unknown_routes.append(description)
+        return _HubError(404, f"The test Hub does not implement {description}")
+
     def _error_reply(self, error: _HubError) -> _Reply:
         headers = dict(error.headers)
         headers["X-Error-Message"] = error.message.replace("\r", " ").replace("\n", " ")
@@ -974,7 +988,7 @@ class HubServer:
         if len(rest) >= 5 and rest[2] == "resolve" and method in ("GET", "HEAD"):
             repo_id = f"{unquote(rest[0])}/{unquote(rest[1])}"
             return self._resolve_file(request, repo_type, repo_id, unquote(rest[3]), unquote("/".join(rest[4:])))
-        raise _HubError(404, f"Unknown route: {method} {request.path}")
+        raise self._unknown_route(request)
 
     def _route_api(self, request: _Request, segments: list[str]) -> _Reply:
         method = request.method
@@ -1012,7 +1026,7 @@ class HubServer:
                 return self._commits(request, repo_type, repo_id, tail)
             if action == "paths-info" and rest[1:] and method == "POST":
                 return self._paths_info(request, repo_type, repo_id, tail)
-        raise _HubError(404, f"Unknown API route: {method} {request.path}")
+        raise self._unknown_route(request)
 
     # -- handlers: account and metadata -------------------------------------------------------------
 
@@ -1381,7 +1395,7 @@ class HubServer:
     def _route_cdn(self, request: _Request) -> _Reply:
         segments = request.segments
         if len(segments) != 2 or segments[0] != "lfs" or not re.fullmatch(r"[0-9a-f]{64}", segments[1]):
-            raise _HubError(404, f"Unknown CDN route: {request.method} {request.path}")
+            raise self._unknown_route(request)
         oid = segments[1]
         if request.method == "PUT":
             digest = hashlib.sha256(request.body).hexdigest()

@@ -21,12 +21,14 @@ import tempfile
 import types
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from hub_server import TEST_TOKEN, TEST_USER
 
 __all__ = [
     "ENV_SCRATCH",
     "GUARD_DIR",
+    "GuardMonitor",
     "TEST_TOKEN",
     "TEST_USER",
     "cache_environment",
@@ -41,6 +43,16 @@ GUARD_DIR = Path(__file__).resolve().parent / "_network_guard"
 
 ENV_SCRATCH = "UNIMSE_TEST_SCRATCH"
 """Environment variable naming the session's scratch folder (fresh caches are made there)."""
+
+
+
+class GuardMonitor(Protocol):
+    """What the ``network_guard_monitor`` fixture gives a test (see ``tests/conftest.py``)."""
+
+    def take(self) -> list[str]:
+        """Return the network attempts blocked since the test started (or the last call); forget them."""
+        ...
+
 
 _CACHE_VARIABLES_TO_DROP = ("HF_MODULES_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 

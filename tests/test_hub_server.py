@@ -52,9 +52,12 @@ from transformers import (
 
 import hub_network_guard
 from hub_server import LFS_SIZE_THRESHOLD, STATUS_DROPPED, TEST_TOKEN, TEST_USER, HubServer
-from hub_testing import subprocess_env
+from hub_testing import GuardMonitor, subprocess_env
 
 RepoIdFactory = Callable[..., str]
+
+# huggingface_hub 2.4 itself PUTs LFS files with httpx2's deprecated `data=<file>` form.
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
 
 GOOD_CARD = textwrap.dedent(
     """\
@@ -353,14 +356,24 @@ def test_range_request_returns_partial_content(hub_server: HubServer, hub_repo_i
     assert (lfs.status_code, lfs.content, lfs.headers["Content-Range"]) == (206, b"hij", "bytes 7-9/10")
 
 
-def test_missing_entry_revision_and_repo_map_to_client_errors(hub_repo_id: RepoIdFactory) -> None:
-    """``X-Error-Code`` headers become EntryNotFound, RevisionNotFound and RepositoryNotFound errors."""
+def test_missing_file_maps_to_entry_not_found(hub_repo_id: RepoIdFactory, empty_hf_cache: Path) -> None:
+    """``X-Error-Code: EntryNotFound`` becomes EntryNotFoundError."""
     repo_id = hub_repo_id()
     HfApi().create_repo(repo_id)
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(repo_id, "missing.txt")
+
+
+def test_unknown_revision_maps_to_revision_not_found(hub_repo_id: RepoIdFactory, empty_hf_cache: Path) -> None:
+    """``X-Error-Code: RevisionNotFound`` becomes RevisionNotFoundError."""
+    repo_id = hub_repo_id()
+    HfApi().create_repo(repo_id)
     with pytest.raises(RevisionNotFoundError):
         hf_hub_download(repo_id, ".gitattributes", revision="no-such-branch")
+
+
+def test_unknown_repo_maps_to_repository_not_found(empty_hf_cache: Path) -> None:
+    """``X-Error-Code: RepoNotFound`` becomes RepositoryNotFoundError."""
     with pytest.raises(RepositoryNotFoundError):
         hf_hub_download(f"{TEST_USER}/does-not-exist", "config.json")
 
@@ -583,8 +596,8 @@ def test_dropped_connection_surfaces_as_transport_error(hub_server: HubServer, h
 
 
 def test_network_guard_blocks_non_loopback_connect_before_any_traffic(
-    hub_server: HubServer, network_guard_monitor
-) -> None:  # noqa: ANN001 - fixture type lives in conftest
+    hub_server: HubServer, network_guard_monitor: GuardMonitor
+) -> None:
     """Connecting to 10.255.255.1 raises inside the guard; the real connect is never called."""
     with hub_network_guard.spy_on_real_calls() as real_calls:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -601,7 +614,7 @@ def test_network_guard_blocks_non_loopback_connect_before_any_traffic(
     assert len(network_guard_monitor.take()) == 2
 
 
-def test_network_guard_blocks_dns_lookup_of_remote_name(network_guard_monitor) -> None:  # noqa: ANN001
+def test_network_guard_blocks_dns_lookup_of_remote_name(network_guard_monitor: GuardMonitor) -> None:
     """Resolving a public host name (e.g. huggingface.co) is blocked; IP literals and localhost are not."""
     with pytest.raises(hub_network_guard.NetworkAccessBlocked):
         socket.getaddrinfo("huggingface.co", 443)
@@ -609,7 +622,14 @@ def test_network_guard_blocks_dns_lookup_of_remote_name(network_guard_monitor) -
     assert [line for line in network_guard_monitor.take() if "huggingface.co" in line]
 
 
-def test_subprocess_inherits_network_guard(network_guard_monitor) -> None:  # noqa: ANN001
+def test_network_guard_stops_hub_client_pointed_at_remote_endpoint(network_guard_monitor: GuardMonitor) -> None:
+    """The guard error is not a connection error, so the client cannot mistake it for "offline"."""
+    with pytest.raises(hub_network_guard.NetworkAccessBlocked):
+        HfApi(endpoint="http://10.255.255.1").whoami()
+    assert [line for line in network_guard_monitor.take() if "10.255.255.1" in line]
+
+
+def test_subprocess_inherits_network_guard(network_guard_monitor: GuardMonitor) -> None:
     """A Python child started with subprocess_env() is guarded too, and reports to the session log."""
     code = "import socket; socket.create_connection(('10.255.255.1', 80), timeout=0.5)"
     result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
@@ -617,6 +637,28 @@ def test_subprocess_inherits_network_guard(network_guard_monitor) -> None:  # no
     assert result.returncode != 0
     assert "NetworkAccessBlocked" in result.stderr
     assert any("10.255.255.1" in line for line in network_guard_monitor.take())
+
+
+def test_network_guard_fails_a_test_that_swallows_the_error(tmp_path: Path) -> None:
+    """The conftest check fails a test whose code caught NetworkAccessBlocked and carried on."""
+    test_file = tmp_path / "test_swallow.py"
+    test_file.write_text(
+        "import socket\n\n"
+        "def test_swallows():\n"
+        "    try:\n"
+        "        socket.create_connection(('10.255.255.1', 80), timeout=0.2)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    tests_dir = str(Path(__file__).resolve().parent)
+    env = subprocess_env(extra={"PYTHONPATH": os.pathsep.join([subprocess_env()["PYTHONPATH"], tests_dir])})
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest", str(test_file)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Network access outside loopback was attempted" in result.stdout
+    assert "10.255.255.1" in result.stdout
 
 
 def test_subprocess_env_downloads_from_test_hub_into_empty_cache(
