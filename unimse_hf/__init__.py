@@ -6,11 +6,13 @@ that `save_pretrained`/`push_to_hub` write `auto_map` and copy the Hub modules f
 """
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_unimse import UniMSEConfig
 from .feature_extraction_unimse import UniMSEFeatureExtractor
 from .labels import ParsedLabel, UniversalLabel, format_universal_label, parse_universal_label
 from .modeling_unimse import UniMSEForConditionalGeneration, UniMSEPreTrainedModel
+from .pipeline_unimse import PIPELINE_TASK, UniMSEPipeline
 from .processing_unimse import UniMSEProcessor
 
 __version__ = "0.1.0"
@@ -30,6 +32,7 @@ def register_auto_classes() -> None:
     AutoModelForSeq2SeqLM.register(UniMSEConfig, UniMSEForConditionalGeneration, exist_ok=True)
     AutoFeatureExtractor.register(UniMSEConfig, UniMSEFeatureExtractor, exist_ok=True)
     AutoProcessor.register(UniMSEConfig, UniMSEProcessor, exist_ok=True)
+    PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=UniMSEPipeline, pt_model=AutoModelForSeq2SeqLM)
 
 
 register_auto_classes()
@@ -40,6 +43,7 @@ __all__ = [
     "UniMSEForConditionalGeneration",
     "UniMSEPreTrainedModel",
     "UniMSEProcessor",
+    "UniMSEPipeline",
     "UniversalLabel",
     "ParsedLabel",
     "format_universal_label",
