@@ -70,7 +70,7 @@ os.environ[hub_testing.ENV_SCRATCH] = str(_SCRATCH)
 # 2. Network guard
 # =====================================================================================================
 # In this process: the socket module is patched now, before any test code runs. Blocked attempts
-# raise NetworkAccessBlocked and are recorded; `_network_guard_check` fails the test that made them,
+# raise NetworkAccessBlockedError and are recorded; `_network_guard_check` fails the test that made them,
 # even if library code swallowed the exception.
 # In Python children: PYTHONPATH starts with tests/_network_guard, whose sitecustomize.py installs
 # the same guard when UNIMSE_NETWORK_GUARD=1, and logs attempts to the session's guard log, which

@@ -28,9 +28,9 @@ from hub_server import TEST_TOKEN, TEST_USER
 __all__ = [
     "ENV_SCRATCH",
     "GUARD_DIR",
-    "GuardMonitor",
     "TEST_TOKEN",
     "TEST_USER",
+    "GuardMonitor",
     "cache_environment",
     "guard_environment",
     "hub_environment",
@@ -43,7 +43,6 @@ GUARD_DIR = Path(__file__).resolve().parent / "_network_guard"
 
 ENV_SCRATCH = "UNIMSE_TEST_SCRATCH"
 """Environment variable naming the session's scratch folder (fresh caches are made there)."""
-
 
 
 class GuardMonitor(Protocol):

@@ -221,8 +221,15 @@ def test_upload_folder_stores_regular_and_lfs_files(
     api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="upload")
 
     tree = {entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True)}
-    assert set(tree) == {".gitattributes", "README.md", "config.json", "notes", "notes/readme.txt",
-                         "weights.safetensors", "big.dat"}  # fmt: skip
+    assert set(tree) == {
+        ".gitattributes",
+        "README.md",
+        "config.json",
+        "notes",
+        "notes/readme.txt",
+        "weights.safetensors",
+        "big.dat",
+    }
     assert tree["big.dat"].lfs is not None and tree["big.dat"].lfs.size == len(big)
     assert tree["weights.safetensors"].lfs is not None
     assert tree["config.json"].lfs is None and tree["notes/readme.txt"].lfs is None
@@ -268,8 +275,9 @@ def test_commit_with_stale_parent_commit_is_rejected(hub_repo_id: RepoIdFactory)
     assert caught.value.response.status_code == 412
 
 
-def test_delete_file_and_folder_commits_remove_paths(hub_server: HubServer, hub_repo_id: RepoIdFactory,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_delete_file_and_folder_commits_remove_paths(
+    hub_server: HubServer, hub_repo_id: RepoIdFactory, tmp_path: Path
+) -> None:
     """``deletedFile`` and ``deletedFolder`` operations remove what they name."""
     repo_id = hub_repo_id()
     api = HfApi()
@@ -348,9 +356,10 @@ def test_range_request_returns_partial_content(hub_server: HubServer, hub_repo_i
 
     regular = httpx2.get(f"{hub_server.endpoint}/{repo_id}/resolve/main/digits.txt", headers={"Range": "bytes=2-4"})
     lfs = httpx2.get(
-        f"{hub_server.endpoint}/{repo_id}/resolve/main/letters.bin", headers={"Range": "bytes=-3"},
+        f"{hub_server.endpoint}/{repo_id}/resolve/main/letters.bin",
+        headers={"Range": "bytes=-3"},
         follow_redirects=True,
-    )  # fmt: skip
+    )
 
     assert (regular.status_code, regular.content, regular.headers["Content-Range"]) == (206, b"234", "bytes 2-4/10")
     assert (lfs.status_code, lfs.content, lfs.headers["Content-Range"]) == (206, b"hij", "bytes 7-9/10")
@@ -378,8 +387,9 @@ def test_unknown_repo_maps_to_repository_not_found(empty_hf_cache: Path) -> None
         hf_hub_download(f"{TEST_USER}/does-not-exist", "config.json")
 
 
-def test_dataset_repo_uses_prefixed_urls(hub_server: HubServer, hub_repo_id: RepoIdFactory,
-                                         empty_hf_cache: Path) -> None:  # fmt: skip
+def test_dataset_repo_uses_prefixed_urls(
+    hub_server: HubServer, hub_repo_id: RepoIdFactory, empty_hf_cache: Path
+) -> None:
     """Dataset repos live under ``/datasets/`` in non-API URLs, for uploads (LFS) and downloads."""
     repo_id = hub_repo_id()
     api = HfApi()
@@ -503,8 +513,11 @@ def test_seq2seq_trainer_checkpoint_strategy_pushes_expected_commits(
     """Two training steps with hub_strategy="checkpoint" give the documented commit sequence and files."""
     repo_id = hub_repo_id()
     torch.manual_seed(0)
-    features = {"input_ids": torch.tensor([5, 6, 7, 1]), "attention_mask": torch.ones(4, dtype=torch.long),
-                "labels": torch.tensor([3, 4, 1])}  # fmt: skip
+    features = {
+        "input_ids": torch.tensor([5, 6, 7, 1]),
+        "attention_mask": torch.ones(4, dtype=torch.long),
+        "labels": torch.tensor([3, 4, 1]),
+    }
     args = Seq2SeqTrainingArguments(
         output_dir=str(tmp_path / "out"),
         max_steps=2,
@@ -533,8 +546,14 @@ def test_seq2seq_trainer_checkpoint_strategy_pushes_expected_commits(
         "initial commit",
     ]
     files = set(hub_server.list_files(repo_id))
-    assert {"config.json", "model.safetensors", "README.md", "last-checkpoint/optimizer.pt",
-            "last-checkpoint/scheduler.pt", "last-checkpoint/trainer_state.json"} <= files  # fmt: skip
+    assert {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "last-checkpoint/optimizer.pt",
+        "last-checkpoint/scheduler.pt",
+        "last-checkpoint/trainer_state.json",
+    } <= files
     assert any(path.startswith("last-checkpoint/rng_state") for path in files)
 
 
@@ -602,9 +621,9 @@ def test_network_guard_blocks_non_loopback_connect_before_any_traffic(
     with hub_network_guard.spy_on_real_calls() as real_calls:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.5)
-            with pytest.raises(hub_network_guard.NetworkAccessBlocked):
+            with pytest.raises(hub_network_guard.NetworkAccessBlockedError):
                 sock.connect(("10.255.255.1", 80))
-        with pytest.raises(hub_network_guard.NetworkAccessBlocked):
+        with pytest.raises(hub_network_guard.NetworkAccessBlockedError):
             socket.create_connection(("10.255.255.1", 443), timeout=0.5)
         with socket.create_connection(("127.0.0.1", hub_server.port), timeout=5):
             pass  # positive control: loopback passes and shows up in the spy
@@ -616,7 +635,7 @@ def test_network_guard_blocks_non_loopback_connect_before_any_traffic(
 
 def test_network_guard_blocks_dns_lookup_of_remote_name(network_guard_monitor: GuardMonitor) -> None:
     """Resolving a public host name (e.g. huggingface.co) is blocked; IP literals and localhost are not."""
-    with pytest.raises(hub_network_guard.NetworkAccessBlocked):
+    with pytest.raises(hub_network_guard.NetworkAccessBlockedError):
         socket.getaddrinfo("huggingface.co", 443)
     assert socket.getaddrinfo("127.0.0.1", 80)
     assert [line for line in network_guard_monitor.take() if "huggingface.co" in line]
@@ -624,7 +643,7 @@ def test_network_guard_blocks_dns_lookup_of_remote_name(network_guard_monitor: G
 
 def test_network_guard_stops_hub_client_pointed_at_remote_endpoint(network_guard_monitor: GuardMonitor) -> None:
     """The guard error is not a connection error, so the client cannot mistake it for "offline"."""
-    with pytest.raises(hub_network_guard.NetworkAccessBlocked):
+    with pytest.raises(hub_network_guard.NetworkAccessBlockedError):
         HfApi(endpoint="http://10.255.255.1").whoami()
     assert [line for line in network_guard_monitor.take() if "10.255.255.1" in line]
 
@@ -632,15 +651,16 @@ def test_network_guard_stops_hub_client_pointed_at_remote_endpoint(network_guard
 def test_subprocess_inherits_network_guard(network_guard_monitor: GuardMonitor) -> None:
     """A Python child started with subprocess_env() is guarded too, and reports to the session log."""
     code = "import socket; socket.create_connection(('10.255.255.1', 80), timeout=0.5)"
-    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
-    assert "NetworkAccessBlocked" in result.stderr
+    assert "NetworkAccessBlockedError" in result.stderr
     assert any("10.255.255.1" in line for line in network_guard_monitor.take())
 
 
 def test_network_guard_fails_a_test_that_swallows_the_error(tmp_path: Path) -> None:
-    """The conftest check fails a test whose code caught NetworkAccessBlocked and carried on."""
+    """The conftest check fails a test whose code caught NetworkAccessBlockedError and carried on."""
     test_file = tmp_path / "test_swallow.py"
     test_file.write_text(
         "import socket\n\n"
@@ -654,16 +674,18 @@ def test_network_guard_fails_a_test_that_swallows_the_error(tmp_path: Path) -> N
     env = subprocess_env(extra={"PYTHONPATH": os.pathsep.join([subprocess_env()["PYTHONPATH"], tests_dir])})
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest", str(test_file)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Network access outside loopback was attempted" in result.stdout
     assert "10.255.255.1" in result.stdout
 
 
-def test_subprocess_env_downloads_from_test_hub_into_empty_cache(
-    hub_repo_id: RepoIdFactory, tmp_path: Path
-) -> None:
+def test_subprocess_env_downloads_from_test_hub_into_empty_cache(hub_repo_id: RepoIdFactory, tmp_path: Path) -> None:
     """A child process with subprocess_env() reaches the test Hub with the token and a fresh cache."""
     repo_id = hub_repo_id()
     HfApi().create_repo(repo_id)
@@ -674,8 +696,9 @@ def test_subprocess_env_downloads_from_test_hub_into_empty_cache(
         f"p = hf_hub_download({repo_id!r}, 'hello.txt'); "
         "print(whoami()['name']); print(p); print(open(p).read())"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(hf_home), capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env(hf_home), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     name, path, content = result.stdout.splitlines()[-3:]
     assert (name, content) == (TEST_USER, "hello child")

@@ -1,7 +1,7 @@
 """A loopback-only network guard for the test suite and the Python processes it launches.
 
 :func:`install` patches the Python ``socket`` module so that any attempt to reach a non-loopback
-address raises :class:`NetworkAccessBlocked` *before* the real system call is made:
+address raises :class:`NetworkAccessBlockedError` *before* the real system call is made:
 
 * ``socket.socket.connect`` / ``connect_ex`` (which ``socket.create_connection``, ``ssl``, ``asyncio``,
   ``httpx``/``httpcore`` and ``urllib3`` all go through) to an ``AF_INET``/``AF_INET6`` address outside
@@ -31,12 +31,12 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "ENV_ENABLE",
     "ENV_LOG",
-    "NetworkAccessBlocked",
+    "NetworkAccessBlockedError",
     "install",
     "installed",
     "is_allowed_address",
@@ -64,7 +64,7 @@ _log_path: str | None = None
 _originals: dict[str, Callable[..., Any]] = {}
 
 
-class NetworkAccessBlocked(RuntimeError):
+class NetworkAccessBlockedError(RuntimeError):
     """Raised instead of opening a connection (or resolving a name) outside the loopback interface.
 
     It deliberately does not derive from ``OSError``: HTTP clients turn ``OSError`` into connection
@@ -117,10 +117,10 @@ def _needs_dns(host: Any) -> bool:
         own_name = _originals.get("gethostname", socket.gethostname)()
     except OSError:
         own_name = ""
-    return text.lower() != own_name.lower()
+    return text.lower() != str(own_name).lower()
 
 
-def _block(description: str) -> None:
+def _block(description: str) -> NoReturn:
     message = f"network guard: blocked {description} (pid {os.getpid()})"
     with _lock:
         _violations.append(message)
@@ -130,7 +130,7 @@ def _block(description: str) -> None:
                     log.write(message.replace("\n", " ") + "\n")
             except OSError:
                 pass
-    raise NetworkAccessBlocked(message)
+    raise NetworkAccessBlockedError(message)
 
 
 def _family_name(family: int) -> str:
@@ -140,26 +140,26 @@ def _family_name(family: int) -> str:
         return str(family)
 
 
-def _guarded_connect(self: socket.socket, address: Any) -> None:
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
     if not is_allowed_address(self.family, address):
         _block(f"connect to {address!r} ({_family_name(self.family)})")
     return _originals["connect"](self, address)
 
 
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
     if not is_allowed_address(self.family, address):
         _block(f"connect_ex to {address!r} ({_family_name(self.family)})")
     return _originals["connect_ex"](self, address)
 
 
-def _guarded_sendto(self: socket.socket, data: Any, *args: Any) -> int:
+def _guarded_sendto(self: socket.socket, data: Any, *args: Any) -> Any:
     address = args[-1] if args else None
     if address is not None and not is_allowed_address(self.family, address):
         _block(f"sendto {address!r} ({_family_name(self.family)})")
     return _originals["sendto"](self, data, *args)
 
 
-def _guarded_sendmsg(self: socket.socket, buffers: Any, *args: Any) -> int:
+def _guarded_sendmsg(self: socket.socket, buffers: Any, *args: Any) -> Any:
     address = args[2] if len(args) >= 3 else None
     if address is not None and not is_allowed_address(self.family, address):
         _block(f"sendmsg to {address!r} ({_family_name(self.family)})")
