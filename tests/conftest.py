@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -161,7 +161,7 @@ def _hub_server_hygiene() -> Iterator[None]:
 
 
 @pytest.fixture
-def hub_repo_id(request: pytest.FixtureRequest) -> Callable[[str | None], str]:
+def hub_repo_id(request: pytest.FixtureRequest) -> hub_testing.RepoIdFactory:
     """Factory of unique repo ids ``tester/<name>-<uuid8>``; ``name`` defaults to the test's name."""
 
     def make(name: str | None = None) -> str:

@@ -90,7 +90,7 @@ LFS_SUFFIXES: tuple[str, ...] = (
     ".model", ".msgpack", ".npy", ".npz", ".onnx", ".ot", ".parquet", ".pb", ".pickle", ".pkl", ".pt",
     ".pth", ".rar", ".safetensors", ".tar", ".task", ".tflite", ".tgz", ".wasm", ".xz", ".zip", ".zst",
 )  # fmt: skip
-"""Path suffixes always stored with git-LFS, whatever their size."""
+"""Path suffixes always stored with git-LFS, whatever their size (as are TensorBoard ``*tfevents*`` files)."""
 
 STATUS_DROPPED = 0
 """Status recorded in the request log when a connection was dropped without a response."""
@@ -131,7 +131,8 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 def is_lfs_path(path: str, size: int) -> bool:
     """Return whether the server stores a file of this path and size with git-LFS (the fixed rule)."""
-    return size > LFS_SIZE_THRESHOLD or path.lower().endswith(LFS_SUFFIXES)
+    lowered = path.lower()
+    return size > LFS_SIZE_THRESHOLD or lowered.endswith(LFS_SUFFIXES) or "tfevents" in posixpath.basename(lowered)
 
 
 def _now() -> datetime:
@@ -501,6 +502,7 @@ class _BoundServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], hub: HubServer, role: Literal["hub", "cdn"]) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.hub = hub
         self.role: Literal["hub", "cdn"] = role
@@ -588,7 +590,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers = dict(reply.headers)
             headers.setdefault("Content-Length", str(len(reply.body)))
             for key, value in headers.items():
-                self.send_header(key, value)
+                # http.server encodes header lines as latin-1: never let a path make that fail.
+                self.send_header(key, value.encode("latin-1", errors="replace").decode("latin-1"))
             self.end_headers()
             if method != "HEAD" and reply.body:
                 self.wfile.write(reply.body)
@@ -1319,7 +1322,7 @@ class HubServer:
             {
                 "ETag": f'"{stored.git_oid}"',
                 "Content-Type": content_type,
-                "Content-Disposition": f'inline; filename="{posixpath.basename(path)}"',
+                "Content-Disposition": f"inline; filename*=UTF-8''{quote(posixpath.basename(path))}",
             }
         )
         return _content_reply(stored.data, request.headers.get("Range"), headers)
@@ -1408,7 +1411,7 @@ class HubServer:
             headers = {"ETag": f'"{oid}"', "Content-Type": "application/octet-stream"}
             filename = request.param("filename")
             if filename:
-                headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+                headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
             return _content_reply(data, request.headers.get("Range"), headers)
         raise _HubError(405, f"Method {request.method} not allowed on the CDN")
 

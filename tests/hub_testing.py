@@ -31,6 +31,7 @@ __all__ = [
     "TEST_TOKEN",
     "TEST_USER",
     "GuardMonitor",
+    "RepoIdFactory",
     "cache_environment",
     "guard_environment",
     "hub_environment",
@@ -43,6 +44,14 @@ GUARD_DIR = Path(__file__).resolve().parent / "_network_guard"
 
 ENV_SCRATCH = "UNIMSE_TEST_SCRATCH"
 """Environment variable naming the session's scratch folder (fresh caches are made there)."""
+
+
+class RepoIdFactory(Protocol):
+    """What the ``hub_repo_id`` fixture gives a test: ``hub_repo_id(name=None) -> "tester/<name>-<uuid8>"``."""
+
+    def __call__(self, name: str | None = None) -> str:
+        """Return a repo id no other test uses; ``name`` defaults to the test's name."""
+        ...
 
 
 class GuardMonitor(Protocol):

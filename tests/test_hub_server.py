@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -52,9 +51,7 @@ from transformers import (
 
 import hub_network_guard
 from hub_server import LFS_SIZE_THRESHOLD, STATUS_DROPPED, TEST_TOKEN, TEST_USER, HubServer
-from hub_testing import GuardMonitor, subprocess_env
-
-RepoIdFactory = Callable[..., str]
+from hub_testing import GuardMonitor, RepoIdFactory, subprocess_env
 
 # huggingface_hub 2.4 itself PUTs LFS files with httpx2's deprecated `data=<file>` form.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
@@ -201,6 +198,28 @@ def test_delete_repo_removes_it(hub_server: HubServer, hub_repo_id: RepoIdFactor
         HfApi().model_info(repo_id)
 
 
+def test_private_repo_is_invisible_without_token(hub_repo_id: RepoIdFactory) -> None:
+    """Anonymous reads of a private repo are answered as if it did not exist."""
+    repo_id = hub_repo_id()
+    HfApi().create_repo(repo_id, private=True)
+    assert HfApi().model_info(repo_id).private is True
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(token=False).model_info(repo_id)
+
+
+def test_create_branch_twice_is_tolerated_with_exist_ok(hub_repo_id: RepoIdFactory) -> None:
+    """A second create_branch is a 409, which exist_ok=True swallows."""
+    repo_id = hub_repo_id()
+    api = HfApi()
+    api.create_repo(repo_id)
+    api.create_branch(repo_id, branch="dev")
+    with pytest.raises(HfHubHTTPError) as caught:
+        api.create_branch(repo_id, branch="dev")
+    assert caught.value.response.status_code == 409
+    api.create_branch(repo_id, branch="dev", exist_ok=True)
+    assert sorted(branch.name for branch in api.list_repo_refs(repo_id).branches) == ["dev", "main"]
+
+
 # ------------------------------------------------------------------------------------------------------
 # uploads
 # ------------------------------------------------------------------------------------------------------
@@ -256,6 +275,21 @@ def test_reupload_of_unchanged_folder_makes_no_commit(
     assert hub_server.find_requests("POST", r"/commit/") == []
     assert hub_server.find_requests("PUT", server="cdn") == []
     assert len(api.list_repo_commits(repo_id)) == 2
+
+
+def test_list_repo_tree_without_recursion_lists_top_level_entries(hub_repo_id: RepoIdFactory, tmp_path: Path) -> None:
+    """A non-recursive tree lists the files and folders of one level; a sub-path lists that folder."""
+    repo_id = hub_repo_id()
+    api = HfApi()
+    api.create_repo(repo_id)
+    api.upload_folder(repo_id=repo_id, folder_path=_small_folder(tmp_path / "folder"))
+
+    top = {(type(entry).__name__, entry.path) for entry in api.list_repo_tree(repo_id)}
+    notes = [entry.path for entry in api.list_repo_tree(repo_id, path_in_repo="notes")]
+
+    assert ("RepoFolder", "notes") in top and ("RepoFile", "config.json") in top
+    assert ("RepoFile", "notes/readme.txt") not in top
+    assert notes == ["notes/readme.txt"]
 
 
 def test_commit_with_stale_parent_commit_is_rejected(hub_repo_id: RepoIdFactory) -> None:
