@@ -668,11 +668,15 @@ def test_network_guard_blocks_non_loopback_connect_before_any_traffic(
 
 
 def test_network_guard_blocks_dns_lookup_of_remote_name(network_guard_monitor: GuardMonitor) -> None:
-    """Resolving a public host name (e.g. huggingface.co) is blocked; IP literals and localhost are not."""
+    """Forward and reverse lookups that need DNS are blocked; IP literals and localhost are not."""
     with pytest.raises(hub_network_guard.NetworkAccessBlockedError):
         socket.getaddrinfo("huggingface.co", 443)
+    with pytest.raises(hub_network_guard.NetworkAccessBlockedError):
+        socket.gethostbyaddr("8.8.8.8")
     assert socket.getaddrinfo("127.0.0.1", 80)
-    assert [line for line in network_guard_monitor.take() if "huggingface.co" in line]
+    assert socket.getaddrinfo("localhost", 80)
+    blocked = network_guard_monitor.take()
+    assert len(blocked) == 2 and "huggingface.co" in blocked[0] and "8.8.8.8" in blocked[1]
 
 
 def test_network_guard_stops_hub_client_pointed_at_remote_endpoint(network_guard_monitor: GuardMonitor) -> None:

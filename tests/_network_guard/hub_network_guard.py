@@ -8,7 +8,8 @@ address raises :class:`NetworkAccessBlockedError` *before* the real system call 
   127.0.0.0/8 and ``::1``;
 * ``socket.socket.sendto`` / ``sendmsg`` with such a destination (connectionless UDP);
 * ``socket.getaddrinfo`` / ``gethostbyname`` / ``gethostbyname_ex`` for a host name that would need a
-  DNS query (anything but IP literals, ``localhost`` and this machine's own host name).
+  DNS query (anything but IP literals, ``localhost`` and this machine's own host name), and
+  ``gethostbyaddr`` (reverse lookup) of anything but those names and loopback addresses.
 
 ``AF_UNIX`` and other local families are always allowed. Each blocked attempt is also recorded, in
 memory (:func:`violations`) and, when a log path is given, appended to that file, so that a test
@@ -56,7 +57,7 @@ ENV_LOG = "UNIMSE_NETWORK_GUARD_LOG"
 
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _SOCKET_METHODS = ("connect", "connect_ex", "sendto", "sendmsg")
-_MODULE_FUNCTIONS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex")
+_MODULE_FUNCTIONS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr")
 
 _lock = threading.Lock()
 _violations: list[str] = []
@@ -184,6 +185,19 @@ def _guarded_gethostbyname_ex(host: Any) -> Any:
     return _originals["gethostbyname_ex"](host)
 
 
+def _guarded_gethostbyaddr(host: Any) -> Any:
+    if _needs_dns(host) or _is_remote_literal(host):
+        _block(f"reverse DNS lookup of {host!r} (gethostbyaddr)")
+    return _originals["gethostbyaddr"](host)
+
+
+def _is_remote_literal(host: Any) -> bool:
+    try:
+        return not ipaddress.ip_address(_host_text(host)).is_loopback
+    except ValueError:
+        return False
+
+
 _REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "connect": _guarded_connect,
     "connect_ex": _guarded_connect_ex,
@@ -192,6 +206,7 @@ _REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "getaddrinfo": _guarded_getaddrinfo,
     "gethostbyname": _guarded_gethostbyname,
     "gethostbyname_ex": _guarded_gethostbyname_ex,
+    "gethostbyaddr": _guarded_gethostbyaddr,
 }
 
 
@@ -263,7 +278,7 @@ def spy_on_real_calls() -> Iterator[list[tuple[str, Any]]]:
     """Record every call the guard lets through to the real ``socket`` functions.
 
     Within the block, each call that reaches the original ``connect``/``connect_ex``/``sendto``/
-    ``sendmsg``/``getaddrinfo``/``gethostbyname(_ex)`` is appended to the yielded list as
+    ``sendmsg``/``getaddrinfo``/``gethostbyname(_ex)``/``gethostbyaddr`` is appended to the yielded list as
     ``(name, target)`` and then performed. A blocked attempt never shows up there, which is how a
     test proves that nothing was sent.
     """
