@@ -15,8 +15,8 @@ TEMPLATE_PATH = Path(__file__).resolve().parent / "model_card_template.md"
 DATASET_NAMES = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI", "meld": "MELD", "iemocap": "IEMOCAP"}
 METRIC_NAMES = {
     "mae": "MAE", "corr": "Pearson correlation", "acc7": "Acc-7", "acc5": "Acc-5",
-    "acc2_non0": "Acc-2 (non0)", "f1_non0": "Weighted F1 (non0)", "acc2_has0": "Acc-2 (has0)",
-    "f1_has0": "Weighted F1 (has0)", "accuracy": "Accuracy", "weighted_f1": "Weighted F1",
+    "acc2_non0": "Acc-2 (non0)", "weighted_f1_non0": "Weighted F1 (non0)", "acc2_has0": "Acc-2 (has0)",
+    "weighted_f1_has0": "Weighted F1 (has0)", "accuracy": "Accuracy", "weighted_f1": "Weighted F1",
     "parse_failure_rate": "Parse-failure rate",
 }
 
