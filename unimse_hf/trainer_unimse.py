@@ -1,0 +1,374 @@
+# Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
+"""`UniMSETrainer`: `Seq2SeqTrainer` with the UniMSE objective, optimiser recipes, generation metrics and Hub pushes.
+
+* Loss: LM cross-entropy + `cl_weight_ta`·InfoNCE(text, acoustic) + `cl_weight_tv`·InfoNCE(text, visual)
+  + `cl_label_weight`·supervised contrastive term over the text embeddings (weights from the model config).
+  The LM term is normalised by the number of target tokens of the whole accumulated (and, under DDP, global)
+  batch, so gradient accumulation and data parallelism give the gradients of one large batch; the in-batch
+  contrastive terms are per-micro-batch means divided by the accumulation steps.
+* Each component is logged (`lm_loss`, `cl_ta`, `cl_tv`, `cl_label`), averaged over the logging interval.
+* Optimiser: parameter groups for the trainable T5 blocks and the fusion modules, everything else frozen;
+  `optimizer_recipe="official"` (Adam with coupled L2 decay, constant LR, no clipping, no warmup: reference
+  B9) or `"hf"` (AdamW with the scheduler, warmup and clipping of the arguments).
+* Evaluation generates, parses the universal labels and computes per-dataset metrics plus an aggregate.
+* Every Hub push carries the remote code, the processor and a model card.
+
+This module is not uploaded with checkpoints.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transformers import EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.trainer_utils import HubStrategy
+
+from .processing_unimse import UniMSEProcessor
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZER_RECIPES = ("official", "hf")
+LOSS_COMPONENTS = ("lm_loss", "cl_ta", "cl_tv", "cl_label")
+MIN_GENERATION_NEW_TOKENS = 32
+MODEL_CARD_TAGS = ["unimse", "custom_code", "multimodal", "sentiment-analysis", "emotion-recognition"]
+
+MetricsFunction = Callable[[Sequence[str], Sequence[str], Sequence[str]], dict[str, float]]
+"""(generated texts, gold universal labels, dataset names) -> flat metrics dict."""
+
+
+@dataclass
+class UniMSETrainingArguments(Seq2SeqTrainingArguments):
+    r"""
+    [`Seq2SeqTrainingArguments`] with UniMSE's optimiser recipes and generation defaults.
+
+    The two parameter groups use `t5_learning_rate` and `fusion_learning_rate`; `learning_rate` and `optim`
+    are not used. `optimizer_recipe="official"` reproduces the official optimisation (reference §7.1, B9) and
+    therefore overrides `lr_scheduler_type="constant"`, `warmup_steps=0` and `max_grad_norm=0` (no clipping),
+    with a warning when another value was asked for. `"hf"` uses AdamW (no decay on biases and norms) with the
+    scheduler, warmup and clipping given here. Defaults differing from transformers': `weight_decay=1e-4`,
+    `predict_with_generate=True`, `remove_unused_columns=False` (the data collator reads raw rows).
+    """
+
+    optimizer_recipe: str = field(
+        default="official",
+        metadata={"help": "'official': Adam with coupled L2 weight decay, constant LR, no clipping, no warmup. "
+                          "'hf': AdamW with the scheduler, warmup and clipping from these arguments.",
+                  "choices": list(OPTIMIZER_RECIPES)},
+    )
+    t5_learning_rate: float = field(default=3e-4, metadata={"help": "Learning rate of the trainable T5 blocks."})
+    fusion_learning_rate: float = field(
+        default=1e-4, metadata={"help": "Learning rate of the fusion modules (LSTMs, PMF adapters, contrastive heads)."}
+    )
+    weight_decay: float = field(default=1e-4, metadata={"help": "Weight decay of both parameter groups."})
+    generation_max_new_tokens: int = field(
+        default=48,
+        metadata={"help": f"Tokens generated per sample at evaluation; at least {MIN_GENERATION_NEW_TOKENS} so "
+                          "that full-precision scores are not cut off (B13)."},
+    )
+    predict_with_generate: bool = field(default=True, metadata={"help": "Evaluate by generating labels."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep the raw row columns; `UniMSEDataCollator` builds the model inputs."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.optimizer_recipe not in OPTIMIZER_RECIPES:
+            raise ValueError(f"`optimizer_recipe` must be one of {OPTIMIZER_RECIPES}, got {self.optimizer_recipe!r}")
+        if self.generation_max_new_tokens < MIN_GENERATION_NEW_TOKENS:
+            raise ValueError(f"`generation_max_new_tokens` must be >= {MIN_GENERATION_NEW_TOKENS} (B13), "
+                             f"got {self.generation_max_new_tokens}")
+        if self.optimizer_recipe == "official":
+            self._apply_official_schedule()
+        super().__post_init__()
+
+    def _apply_official_schedule(self) -> None:
+        official = {"lr_scheduler_type": "constant", "warmup_steps": 0, "max_grad_norm": 0.0}
+        transformers_defaults = {"lr_scheduler_type": "linear", "warmup_steps": 0, "max_grad_norm": 1.0}
+        for name, value in official.items():
+            current = getattr(self, name)
+            current = getattr(current, "value", current)
+            if current != value and current != transformers_defaults[name]:
+                logger.warning(f"optimizer_recipe='official' overrides {name}={current!r} with {value!r}")
+            setattr(self, name, value)
+
+
+class UniMSETrainer(Seq2SeqTrainer):
+    r"""
+    [`Seq2SeqTrainer`] for [`UniMSEForConditionalGeneration`].
+
+    The model is frozen with `model.freeze_for_fine_tuning()` at construction. Pass the [`UniMSEProcessor`] as
+    `processing_class` (it is saved with every checkpoint and parses the generated labels) and a
+    [`UniMSEDataCollator`] as `data_collator`.
+
+    Args:
+        metrics_function (`Callable`, *optional*):
+            `(generated_texts, references, dataset_names) -> dict` used by the built-in `compute_metrics`;
+            defaults to `unimse_hf.metrics.compute_unimse_metrics` (per-dataset prefixed metrics, the overall
+            `parse_failure_rate` and the aggregate `mean_primary` for `metric_for_best_model`). References are
+            the eval rows' `target` column (universal label strings), dataset names their `dataset` column.
+            Passing `compute_metrics` replaces the built-in computation altogether.
+        Other arguments are those of [`Seq2SeqTrainer`].
+    """
+
+    # `compute_loss` normalises the LM term by the accumulated token count and divides the contrastive terms
+    # by the accumulation steps itself.
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args: Any, metrics_function: Optional[MetricsFunction] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics_function = metrics_function
+        if self.compute_metrics is None and isinstance(self.processing_class, UniMSEProcessor):
+            self.compute_metrics = self._compute_generation_metrics
+        self.accelerator.unwrap_model(self.model).freeze_for_fine_tuning()
+        self._loss_component_totals: Optional[torch.Tensor] = None
+        self._metrics_rows: Any = None
+
+    # ------------------------------------------------------------------ loss
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Optional[Union[torch.Tensor, int]] = None,
+    ) -> Union[torch.Tensor, tuple[torch.Tensor, Any]]:
+        """LM loss plus the weighted contrastive terms (see the module docstring for the scaling)."""
+        inputs = dict(inputs)
+        label_ids = inputs.pop("contrastive_label_ids", None)
+        if "labels" not in inputs:
+            raise ValueError("UniMSETrainer.compute_loss needs `labels` (the rows' universal label `target`)")
+        outputs = model(**inputs)
+        config = self.accelerator.unwrap_model(model).config
+        components = {"lm_loss": outputs.loss}
+        if outputs.contrastive_loss_ta is not None:
+            components["cl_ta"] = outputs.contrastive_loss_ta
+        if outputs.contrastive_loss_tv is not None:
+            components["cl_tv"] = outputs.contrastive_loss_tv
+        if config.cl_label_weight > 0:
+            if label_ids is None:
+                raise ValueError("`cl_label_weight` > 0 needs `contrastive_label_ids` in the batch; build the "
+                                 "collator with `contrastive_label_column`")
+            if outputs.text_embeds is None:
+                raise ValueError("`cl_label_weight` > 0 needs `cl_enabled=True` (the text contrastive projection)")
+            components["cl_label"] = supervised_contrastive_loss(
+                outputs.text_embeds, label_ids.to(outputs.text_embeds.device), config.cl_temperature
+            )
+        weights = {"cl_ta": config.cl_weight_ta, "cl_tv": config.cl_weight_tv, "cl_label": config.cl_label_weight}
+        contrastive = sum(weights[name] * value for name, value in components.items() if name != "lm_loss")
+
+        if not model.training:
+            loss = outputs.loss + contrastive
+        else:
+            self._accumulate_loss_components(components)
+            # Set by the training loop per optimizer step (fewer micro-batches at the end of an epoch).
+            accumulation_steps = getattr(self, "current_gradient_accumulation_steps", 1)
+            if num_items_in_batch is None:
+                lm_loss = outputs.loss / accumulation_steps
+            else:
+                # This micro-batch's summed token losses over the target tokens of the whole accumulated batch on
+                # all ranks; DDP averages gradients over ranks, hence the factor `num_processes`.
+                logits = outputs.logits
+                token_sum = F.cross_entropy(logits.flatten(0, 1).float(), inputs["labels"].to(logits.device).flatten(),
+                                            ignore_index=-100, reduction="sum")
+                lm_loss = token_sum * self.accelerator.num_processes / num_items_in_batch
+            loss = lm_loss + contrastive / accumulation_steps
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> Optional[torch.Tensor]:
+        """Target tokens (labels != -100) of the accumulated batch, summed over ranks."""
+        if not batch_samples or "labels" not in batch_samples[0]:
+            return None
+        count = sum(batch["labels"].ne(-100).sum() for batch in batch_samples).to(device)
+        if self.args.world_size > 1:
+            count = self.accelerator.gather(count).sum()
+        return count
+
+    def _accumulate_loss_components(self, components: dict[str, torch.Tensor]) -> None:
+        if self._loss_component_totals is None:
+            self._loss_component_totals = torch.zeros(len(LOSS_COMPONENTS), 2, device=self.args.device)
+        for index, name in enumerate(LOSS_COMPONENTS):
+            if name in components:
+                self._loss_component_totals[index, 0] += components[name].detach().float().to(self.args.device)
+                self._loss_component_totals[index, 1] += 1
+
+    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        """Add the mean of each loss component since the last training log to a training log."""
+        if "loss" in logs and self._loss_component_totals is not None:
+            totals = self._loss_component_totals
+            if self.accelerator.num_processes > 1:
+                totals = self.accelerator.reduce(totals.clone(), reduction="sum")
+            for index, name in enumerate(LOSS_COMPONENTS):
+                if totals[index, 1] > 0:
+                    logs[name] = (totals[index, 0] / totals[index, 1]).item()
+            self._loss_component_totals.zero_()
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ optimisation
+
+    def create_optimizer(self, model: Optional[nn.Module] = None) -> torch.optim.Optimizer:
+        """Adam (`"official"`) or AdamW (`"hf"`) over the trainable T5 blocks and the fusion modules."""
+        if self.optimizer is not None:
+            return self.optimizer
+        unimse = self.accelerator.unwrap_model(self.model if model is None else model)
+        args = self.args
+        recipe = getattr(args, "optimizer_recipe", "official")
+        no_decay_names: set[str] = set()
+        if recipe == "hf":
+            decay_names = set(self.get_decay_parameter_names(unimse))
+            no_decay_names = {name for name, _ in unimse.named_parameters() if name not in decay_names}
+        groups = unimse_parameter_groups(
+            unimse,
+            t5_learning_rate=getattr(args, "t5_learning_rate", 3e-4),
+            fusion_learning_rate=getattr(args, "fusion_learning_rate", 1e-4),
+            weight_decay=args.weight_decay,
+            no_decay_names=no_decay_names,
+        )
+        optimizer_cls = torch.optim.Adam if recipe == "official" else torch.optim.AdamW
+        self.optimizer = optimizer_cls(groups, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+        return self.optimizer
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Optional[list[str]] = None,
+                 metric_key_prefix: str = "eval", **gen_kwargs: Any) -> dict[str, float]:
+        """Generate labels for the eval set (at least `generation_max_new_tokens` tokens) and score them."""
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if isinstance(dataset, str):
+            dataset = self.eval_dataset[dataset]
+        self._metrics_rows = dataset
+        return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix,
+                                **self._generation_kwargs(gen_kwargs))
+
+    def predict(self, test_dataset: Any, ignore_keys: Optional[list[str]] = None,
+                metric_key_prefix: str = "test", **gen_kwargs: Any):
+        """Like `evaluate` on `test_dataset`, returning the generated ids too."""
+        self._metrics_rows = test_dataset
+        return super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix,
+                               **self._generation_kwargs(gen_kwargs))
+
+    def _generation_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        gen_kwargs = dict(gen_kwargs)
+        if gen_kwargs.get("max_length") is None and gen_kwargs.get("max_new_tokens") is None \
+                and self.args.generation_max_length is None:
+            gen_kwargs["max_new_tokens"] = getattr(self.args, "generation_max_new_tokens", 48)
+        return gen_kwargs
+
+    def prediction_step(self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,
+                        ignore_keys: Optional[list[str]] = None, **gen_kwargs: Any):
+        """`Seq2SeqTrainer.prediction_step` without the trainer-only `contrastive_label_ids`."""
+        inputs = {key: value for key, value in inputs.items() if key != "contrastive_label_ids"}
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+
+    def _compute_generation_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        """Decode, truncate the DDP padding duplicates, and score with `metrics_function`."""
+        rows = self._metrics_rows
+        if rows is None:
+            raise ValueError("UniMSETrainer metrics need the eval rows; call `evaluate` or `predict`")
+        predictions = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        # Under DDP the gathered predictions end with padding duplicates; the leading rows are in dataset order.
+        predictions = np.asarray(predictions)[: len(rows)]
+        pad_token_id = self.processing_class.tokenizer.pad_token_id
+        predictions = np.where(predictions < 0, pad_token_id, predictions)
+        generated = self.processing_class.batch_decode(predictions)
+        references = _column(rows, "target")
+        dataset_names = _column(rows, "dataset")
+        if references is None or dataset_names is None:
+            raise ValueError("UniMSETrainer's built-in metrics need `target` and `dataset` columns in the eval rows; "
+                             "add them or pass `compute_metrics`")
+        metrics_function = self.metrics_function
+        if metrics_function is None:
+            from .metrics import compute_unimse_metrics as metrics_function
+        return metrics_function(generated, references, dataset_names)
+
+    # ------------------------------------------------------------------ saving and pushing
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Push as transformers does, after putting the remote code and a model card in `output_dir`.
+
+        transformers copies only the config and weight files of the checkpoint into `output_dir`; without the
+        `.py` modules the pushed `config.json`'s `auto_map` would point at files that are not in the repo.
+        """
+        if self.is_world_process_zero() and self.args.hub_strategy != HubStrategy.END:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            for module in glob.glob(os.path.join(checkpoint_folder, "*.py")):
+                shutil.copy(module, os.path.join(self.args.output_dir, os.path.basename(module)))
+            self.create_model_card(tags=list(MODEL_CARD_TAGS))
+        super()._push_from_checkpoint(checkpoint_folder)
+
+
+def unimse_parameter_groups(
+    model: nn.Module,
+    t5_learning_rate: float,
+    fusion_learning_rate: float,
+    weight_decay: float,
+    no_decay_names: Optional[set[str]] = None,
+) -> list[dict[str, Any]]:
+    """Optimiser parameter groups of a frozen UniMSE model: its trainable T5 blocks and its fusion modules.
+
+    Only parameters with `requires_grad` are included; `no_decay_names` get weight decay 0 (in groups of their
+    own). Each group carries a `name` (`"t5"`, `"fusion"`, with a `"_no_decay"` suffix for those).
+    """
+    no_decay_names = no_decay_names or set()
+    t5_names = set(model.trainable_t5_parameter_names())
+    fusion_names = set(model.fusion_parameter_names())
+    buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        if name in t5_names:
+            kind = "t5"
+        elif name in fusion_names:
+            kind = "fusion"
+        else:
+            raise ValueError(f"parameter {name!r} is trainable but neither a fusion module nor a trainable T5 block; "
+                             "call `model.freeze_for_fine_tuning()`")
+        buckets.setdefault((kind, name in no_decay_names), []).append(parameter)
+    learning_rates = {"t5": t5_learning_rate, "fusion": fusion_learning_rate}
+    return [
+        {"params": params, "lr": learning_rates[kind], "weight_decay": 0.0 if no_decay else weight_decay,
+         "name": kind + ("_no_decay" if no_decay else "")}
+        for (kind, no_decay), params in sorted(buckets.items())
+    ]
+
+
+def supervised_contrastive_loss(embeddings: torch.Tensor, label_ids: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al., 2020) over L2-normalised `embeddings` (batch, dim).
+
+    For each anchor with at least one other sample of the same label id, the mean over its positives of
+    -log softmax of the similarity among all other samples, divided by `temperature`; the mean over those
+    anchors. Zero (still connected to the graph) when no sample shares a label with another.
+    """
+    embeddings = F.normalize(embeddings.float(), dim=-1)
+    logits = embeddings @ embeddings.transpose(0, 1) / temperature
+    self_mask = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = (label_ids.unsqueeze(0) == label_ids.unsqueeze(1)) & ~self_mask
+    positive_counts = positives.sum(dim=1)
+    anchors = positive_counts > 0
+    if not bool(anchors.any()):
+        return embeddings.sum() * 0.0
+    positive_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
+    return -(positive_log_prob[anchors] / positive_counts[anchors]).mean()
+
+
+def _column(rows: Any, name: str) -> Optional[list[Any]]:
+    """A column of a `datasets.Dataset` or a list of dicts; None when it is missing."""
+    if hasattr(rows, "column_names"):
+        return list(rows[name]) if name in rows.column_names else None
+    values = [row.get(name) if isinstance(row, dict) else None for row in rows]
+    return None if any(value is None for value in values) else values
+
+
+__all__ = ["UniMSETrainer", "UniMSETrainingArguments", "unimse_parameter_groups", "supervised_contrastive_loss",
+           "OPTIMIZER_RECIPES", "LOSS_COMPONENTS"]
