@@ -229,6 +229,28 @@ def test_processor_tracks_each_row_of_a_batch_separately(processor, tokenizer):
     assert finite[2] == set(processor.allowed_token_ids(rows[2])) and tokenizer.convert_tokens_to_ids(",") in finite[2]
 
 
+def grammar_states(processor, tokenizer, rows: torch.Tensor) -> torch.Tensor:
+    """The automaton state of each row (no EOS), walked character by character over its pieces."""
+    texts = ["".join(tokenizer.convert_ids_to_tokens(row[1:].tolist())) for row in rows]
+    return torch.tensor([processor.grammar.walk(processor.grammar.initial_state, text) for text in texts])
+
+
+TWO_LABELS = ["positive,1.0,joy,excited", "neutral,0.0,neutral,neutral"]
+
+
+def test_processor_states_after_one_more_id_equal_the_automaton_states(processor, tokenizer):
+    rows = torch.tensor([label_ids(tokenizer, label)[:9] for label in TWO_LABELS])
+    for length in range(1, rows.shape[1] + 1):  # each call extends the previous one by one id, as greedy search does
+        assert torch.equal(processor.states(rows[:, :length]), grammar_states(processor, tokenizer, rows[:, :length]))
+
+
+def test_processor_states_after_rows_are_reordered_equal_the_automaton_states(processor, tokenizer):
+    rows = torch.tensor([label_ids(tokenizer, label)[:6] for label in TWO_LABELS])
+    processor.states(rows[:, :5])
+    reordered = torch.cat([rows[[1, 0], :5], rows[:, 5:]], dim=1)  # as beam search reorders beams
+    assert torch.equal(processor.states(reordered), grammar_states(processor, tokenizer, reordered))
+
+
 def test_processor_rejects_scores_with_another_number_of_rows(processor):
     with pytest.raises(ValueError, match="`input_ids` has 2 rows but `scores` has 1"):
         processor(torch.zeros(2, 1, dtype=torch.long), torch.zeros(1, 32128))
@@ -310,13 +332,13 @@ def test_generation_without_the_processor_yields_invalid_text(tiny_t5, tokenizer
 
 
 def test_prefix_allowed_tokens_fn_constrains_generation_like_the_processor(tiny_t5, tokenizer, encoder_inputs, processor):
+    two_rows = {name: tensor[:2] for name, tensor in encoder_inputs.items()}
     with_processor = generate_texts(
-        tiny_t5, tokenizer, encoder_inputs, processor.max_label_tokens, logits_processor=LogitsProcessorList([processor])
+        tiny_t5, tokenizer, two_rows, processor.max_label_tokens, logits_processor=LogitsProcessorList([processor])
     )
     with_callback = generate_texts(
-        tiny_t5, tokenizer, encoder_inputs, processor.max_label_tokens,
-        prefix_allowed_tokens_fn=processor.prefix_allowed_tokens_fn,
-    )  # fmt: skip
+        tiny_t5, tokenizer, two_rows, processor.max_label_tokens, prefix_allowed_tokens_fn=processor.prefix_allowed_tokens_fn
+    )
     assert with_callback == with_processor
 
 

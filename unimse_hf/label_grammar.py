@@ -181,7 +181,8 @@ class UniversalLabelLogitsProcessor(LogitsProcessor):
     :func:`~.labels.parse_universal_label` accepts.
 
     The grammar state of a row is derived from its ids, so batches, beams and beam reordering need no
-    bookkeeping. ``input_ids[:, 0]`` must be the decoder start token (as in encoder-decoder generation);
+    bookkeeping; when every row extends the previous call's rows by one id (greedy decoding), only that id
+    is read. ``input_ids[:, 0]`` must be the decoder start token (as in encoder-decoder generation);
     everything after it is read as the label so far.
 
     Args:
@@ -249,6 +250,7 @@ class UniversalLabelLogitsProcessor(LogitsProcessor):
         allowed_index = np.array([ids + ids[:1] * (width - len(ids)) for ids in allowed_ids], dtype=np.int64)
         self._cpu_tables = tuple(torch.from_numpy(table) for table in (token_column, transition, allowed_index))
         self._tables: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+        self._previous_call: Optional[tuple[torch.LongTensor, torch.LongTensor]] = None
 
     def _tables_for(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         """Return (column per token id, transition table, padded allowed ids per state) on `device`."""
@@ -263,11 +265,28 @@ class UniversalLabelLogitsProcessor(LogitsProcessor):
         ids left the grammar.
         """
         token_column, transition, _ = self._tables_for(input_ids.device)
-        columns = token_column[input_ids[:, 1:].clamp(max=self.tokenizer_size)]
-        state = torch.full((input_ids.shape[0],), self.initial_state, dtype=torch.long, device=input_ids.device)
-        for position in range(columns.shape[1]):
-            state = transition[state, columns[:, position]]
+        previous = self._previous_call
+        if previous is not None and self._extends(input_ids, previous[0]):
+            # Greedy decoding: the rows are the previous call's rows plus one id, so one step suffices.
+            state = transition[previous[1], token_column[input_ids[:, -1].clamp(max=self.tokenizer_size)]]
+        else:
+            columns = token_column[input_ids[:, 1:].clamp(max=self.tokenizer_size)]
+            state = torch.full((input_ids.shape[0],), self.initial_state, dtype=torch.long, device=input_ids.device)
+            for position in range(columns.shape[1]):
+                state = transition[state, columns[:, position]]
+        self._previous_call = (input_ids.clone(), state)
         return state
+
+    @staticmethod
+    def _extends(input_ids: torch.LongTensor, previous_ids: torch.LongTensor) -> bool:
+        """Whether each row of `input_ids` is the same row of `previous_ids` plus one id."""
+        rows, length = input_ids.shape
+        return (
+            previous_ids.shape == (rows, length - 1)
+            and previous_ids.device == input_ids.device
+            and length > 1
+            and torch.equal(previous_ids, input_ids[:, :-1])
+        )
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """Return `scores` with ``-inf`` for every token that cannot continue each row's label."""
