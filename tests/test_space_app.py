@@ -27,13 +27,15 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-
 from hub_testing import subprocess_env
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Route
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_PATH = REPO_ROOT / "examples" / "space" / "app.py"
@@ -99,8 +101,9 @@ def space_workdir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def space_url(space_workdir: Path) -> Iterator[str]:
     """Save a tiny checkpoint, serve the app on a free loopback port and yield its URL; stop it after."""
-    from unimse_hf.checkpoint import save_checkpoint
     from unimse_testing import tiny_model, tiny_processor
+
+    from unimse_hf.checkpoint import save_checkpoint
 
     checkpoint = save_checkpoint(tiny_model(), tiny_processor(), space_workdir / "checkpoint")
     port = _free_loopback_port()
@@ -145,7 +148,7 @@ class BrowserSession:
         self.outside_requests: list[str] = []
         self.context.route("**/*", self._keep_on_loopback)
 
-    def _keep_on_loopback(self, route: Any) -> None:
+    def _keep_on_loopback(self, route: Route) -> None:
         """Let loopback requests through; abort and record any other http(s)/ws(s) request."""
         url = route.request.url
         parts = urlsplit(url)
@@ -170,7 +173,7 @@ def browser(space_workdir: Path) -> Iterator[BrowserSession]:
 
 
 @pytest.fixture
-def page(browser: BrowserSession, space_url: str) -> Iterator[Any]:
+def page(browser: BrowserSession, space_url: str) -> Iterator[Page]:
     """A new tab with the app loaded; afterwards, fail if it made a request that leaves loopback."""
     tab = browser.context.new_page()
     tab.goto(space_url)
@@ -190,7 +193,7 @@ def feature_files(space_workdir: Path) -> dict[str, Path]:
     return files
 
 
-def _predict(page: Any, transcript: str, expected_status: str) -> str:
+def _predict(page: Page, transcript: str, expected_status: str) -> str:
     """Type ``transcript``, press Predict and wait until the status line contains ``expected_status``."""
     from playwright.sync_api import expect
 
@@ -201,14 +204,14 @@ def _predict(page: Any, transcript: str, expected_status: str) -> str:
     return str(status.inner_text())
 
 
-def _upload_acoustic_features(page: Any, path: Path) -> None:
+def _upload_acoustic_features(page: Page, path: Path) -> None:
     """Open the features accordion and upload ``path`` as the acoustic feature file."""
     page.get_by_text("Precomputed features (optional)").click()
     page.locator("#acoustic-features input[type=file]").set_input_files(str(path))
     page.locator("#acoustic-features td.filename").wait_for()  # the upload finished
 
 
-def _assert_valid_prediction(page: Any) -> None:
+def _assert_valid_prediction(page: Page) -> None:
     """The score, polarity, emotions and bar chart shown are well formed."""
     from unimse_hf.labels import IEMOCAP_EMOTIONS, MELD_EMOTIONS, POLARITIES, SCORE_RANGE
 
@@ -224,7 +227,8 @@ def _assert_valid_prediction(page: Any) -> None:
     assert [label for label in axis_labels if label in MELD_EMOTIONS] == list(MELD_EMOTIONS)  # model order
 
 
-def test_transcript_prediction_shows_labels_and_emotion_chart(page: Any) -> None:
+def test_transcript_prediction_shows_labels_and_emotion_chart(page: Page) -> None:
+    """Typing a transcript and pressing Predict shows valid labels and a 7-bar emotion chart."""
     status = _predict(page, "I really loved this movie, it was wonderful.", "Predicted from text.")
     assert "Error" not in status
     _assert_valid_prediction(page)
@@ -233,13 +237,15 @@ def test_transcript_prediction_shows_labels_and_emotion_chart(page: Any) -> None
         page.screenshot(path=screenshot_path, full_page=True)
 
 
-def test_acoustic_feature_file_is_used(page: Any, feature_files: dict[str, Path]) -> None:
+def test_acoustic_feature_file_is_used(page: Page, feature_files: dict[str, Path]) -> None:
+    """An uploaded acoustic .npy of the right frame size is used for the prediction."""
     _upload_acoustic_features(page, feature_files["acoustic"])
     _predict(page, "That was a terrible idea.", f"text + acoustic features ({ACOUSTIC_FRAMES} frames)")
     _assert_valid_prediction(page)
 
 
-def test_wrong_feature_dimension_shows_an_error(page: Any, feature_files: dict[str, Path]) -> None:
+def test_wrong_feature_dimension_shows_an_error(page: Page, feature_files: dict[str, Path]) -> None:
+    """A .npy with the wrong frame size gives an error naming both shapes and clears the results."""
     _upload_acoustic_features(page, feature_files["wrong_dim"])
     status = _predict(page, "That was a terrible idea.", "Error")
     assert f"(frames, {ACOUSTIC_DIM})" in status
@@ -247,7 +253,8 @@ def test_wrong_feature_dimension_shows_an_error(page: Any, feature_files: dict[s
     assert page.locator("#polarity textarea").input_value() == ""
 
 
-def test_empty_transcript_shows_an_error(page: Any) -> None:
+def test_empty_transcript_shows_an_error(page: Page) -> None:
+    """A blank transcript is refused with a message instead of a prediction."""
     status = _predict(page, "   ", "Error")
     assert "transcript" in status.lower()
 
@@ -280,6 +287,7 @@ def space_app() -> ModuleType:
 )
 def test_bad_feature_files_are_explained(space_app: ModuleType, tmp_path: Path, array: np.ndarray,
                                          message: str) -> None:
+    """Feature arrays that cannot be frames of the checkpoint's size are refused with a clear message."""
     path = tmp_path / "features.npy"
     np.save(path, array)
     with pytest.raises(space_app.InputProblem, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -287,6 +295,7 @@ def test_bad_feature_files_are_explained(space_app: ModuleType, tmp_path: Path, 
 
 
 def test_pickled_and_misnamed_feature_files_are_refused(space_app: ModuleType, tmp_path: Path) -> None:
+    """Object arrays (which would need pickle) and files that are not .npy are refused."""
     pickled = tmp_path / "objects.npy"
     np.save(pickled, np.array([{"frames": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(space_app.InputProblem, match="Could not read acoustic features"):

@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 # Before gradio is imported: no telemetry and no version check against api.gradio.app.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -36,6 +36,7 @@ from transformers import Pipeline, pipeline  # noqa: E402
 
 LOGGER = logging.getLogger("unimse_space")
 
+PIPELINE_TASK = "multimodal-sentiment-analysis"
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
 MAX_UPLOAD_SIZE = "200mb"
@@ -59,20 +60,20 @@ class InputProblem(ValueError):
 class FeatureDimensions:
     """The frame sizes a checkpoint expects for precomputed features (``None``: not known, not checked)."""
 
-    acoustic: Optional[int]
-    visual: Optional[int]
+    acoustic: int | None
+    visual: int | None
 
 
 @dataclass(frozen=True)
 class PredictionView:
     """Everything the output side of the demo shows for one request."""
 
-    score: Optional[float]
+    score: float | None
     polarity: str
     emotion: str
     iemocap_emotion: str
     generated_label: str
-    emotion_chart: Optional[pd.DataFrame]
+    emotion_chart: pd.DataFrame | None
     status: str
 
     def as_outputs(self) -> tuple[Any, ...]:
@@ -95,11 +96,14 @@ def media_extra_available() -> bool:
     return True
 
 
-def load_pipeline(checkpoint: str, revision: Optional[str] = None) -> Pipeline:
+def load_pipeline(checkpoint: str, revision: str | None = None) -> Pipeline:
     """Load the checkpoint's ``multimodal-sentiment-analysis`` pipeline (a local folder or a Hub repo id)."""
     if not checkpoint:
         raise ValueError("No checkpoint given: pass --checkpoint or set UNIMSE_CHECKPOINT")
-    return pipeline(model=checkpoint, revision=revision, trust_remote_code=True)
+    # transformers types `pipeline()` only for its built-in task names, hence the ignore.
+    loaded: Pipeline = pipeline(task=PIPELINE_TASK, model=checkpoint, revision=revision,  # type: ignore[call-overload]
+                                trust_remote_code=True)
+    return loaded
 
 
 def checkpoint_feature_dimensions(unimse_pipeline: Pipeline) -> FeatureDimensions:
@@ -110,7 +114,7 @@ def checkpoint_feature_dimensions(unimse_pipeline: Pipeline) -> FeatureDimension
                              visual=getattr(feature_extractor, "visual_dim", None))
 
 
-def load_feature_file(path: Optional[str], modality: str, expected_dim: Optional[int]) -> Optional[np.ndarray]:
+def load_feature_file(path: str | None, modality: str, expected_dim: int | None) -> np.ndarray | None:
     """Read an uploaded ``.npy`` feature file and check it is a finite ``(frames, expected_dim)`` array.
 
     Returns ``None`` when nothing was uploaded; raises :class:`InputProblem` with a message for the user
@@ -143,11 +147,11 @@ def load_feature_file(path: Optional[str], modality: str, expected_dim: Optional
 
 
 def build_pipeline_inputs(
-    transcript: Optional[str],
-    audio_path: Optional[str],
-    video_path: Optional[str],
-    acoustic_feature_path: Optional[str],
-    visual_feature_path: Optional[str],
+    transcript: str | None,
+    audio_path: str | None,
+    video_path: str | None,
+    acoustic_feature_path: str | None,
+    visual_feature_path: str | None,
     dimensions: FeatureDimensions,
 ) -> dict[str, Any]:
     """Check the form's values and turn them into the pipeline's input dict.
@@ -179,7 +183,7 @@ def build_pipeline_inputs(
     return inputs
 
 
-def emotion_chart_frame(emotion_scores: Optional[Mapping[str, float]]) -> Optional[pd.DataFrame]:
+def emotion_chart_frame(emotion_scores: Mapping[str, float] | None) -> pd.DataFrame | None:
     """A two-column table (emotion, probability) for the bar chart, in the model's emotion order."""
     if not emotion_scores:
         return None
@@ -207,11 +211,11 @@ def error_view(message: str) -> PredictionView:
 
 def predict(
     unimse_pipeline: Pipeline,
-    transcript: Optional[str],
-    audio_path: Optional[str],
-    video_path: Optional[str],
-    acoustic_feature_path: Optional[str],
-    visual_feature_path: Optional[str],
+    transcript: str | None,
+    audio_path: str | None,
+    video_path: str | None,
+    acoustic_feature_path: str | None,
+    visual_feature_path: str | None,
 ) -> PredictionView:
     """Run the pipeline on the form's values; problems become an error message instead of an exception."""
     dimensions = checkpoint_feature_dimensions(unimse_pipeline)
@@ -243,7 +247,7 @@ def predict(
     )
 
 
-def build_demo(checkpoint: str, revision: Optional[str] = None) -> gr.Blocks:
+def build_demo(checkpoint: str, revision: str | None = None) -> gr.Blocks:
     """Load ``checkpoint`` and build the demo's interface (call ``.launch()`` on the result to serve it)."""
     unimse_pipeline = load_pipeline(checkpoint, revision)
     dimensions = checkpoint_feature_dimensions(unimse_pipeline)
@@ -251,13 +255,14 @@ def build_demo(checkpoint: str, revision: Optional[str] = None) -> gr.Blocks:
                   if media_extra_available() else
                   f"Raw media needs the media extra, which is not installed here: `{MEDIA_EXTRA_INSTALL}`.")
 
-    def predict_from_form(transcript: Optional[str], audio_path: Optional[str], video_path: Optional[str],
-                          acoustic_feature_path: Optional[str], visual_feature_path: Optional[str]) -> tuple[Any, ...]:
+    def predict_from_form(transcript: str | None, audio_path: str | None, video_path: str | None,
+                          acoustic_feature_path: str | None, visual_feature_path: str | None) -> tuple[Any, ...]:
         """The Predict button's handler: the pipeline, bound, and the outputs as a tuple."""
         return predict(unimse_pipeline, transcript, audio_path, video_path, acoustic_feature_path,
                        visual_feature_path).as_outputs()
 
-    with gr.Blocks(title="UniMSE: multimodal sentiment and emotion", analytics_enabled=False) as demo:
+    demo = gr.Blocks(title="UniMSE: multimodal sentiment and emotion", analytics_enabled=False)
+    with demo:
         gr.Markdown(
             "# UniMSE: multimodal sentiment and emotion\n"
             "Enter what was said, optionally add the utterance's audio/video or precomputed features, and "
@@ -310,7 +315,7 @@ def build_demo(checkpoint: str, revision: Optional[str] = None) -> gr.Blocks:
     return demo
 
 
-def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line; defaults come from ``UNIMSE_CHECKPOINT``, ``UNIMSE_REVISION`` and Gradio's variables."""
     parser = argparse.ArgumentParser(description="Serve the UniMSE Gradio demo.")
     parser.add_argument("--checkpoint", default=os.environ.get("UNIMSE_CHECKPOINT"),
@@ -327,7 +332,7 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return arguments
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Load the checkpoint and serve the demo until interrupted (no share link, no telemetry)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = parse_arguments(argv)
