@@ -121,7 +121,8 @@ class UniMSEPipeline(Pipeline):
             return None
         cache = getattr(self, "_grammar_processor", None)
         if cache is None:
-            cache = UniversalLabelLogitsProcessor(self.processor.tokenizer)
+            decimals = self.processor.score_decimals if self.processor.score_decimals is not None else 4
+            cache = UniversalLabelLogitsProcessor(self.processor.tokenizer, score_decimals=decimals)
             self._grammar_processor = cache
         return cache
 
