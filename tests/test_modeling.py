@@ -206,3 +206,15 @@ def test_freeze_for_fine_tuning_trains_fusion_and_chosen_blocks_only():
     assert "encoder.block.2.layer.0.SelfAttention.q.weight" not in trainable
     assert "shared.weight" not in trainable
     assert "acoustic_encoder.rnn.weight_ih_l0" in trainable and "encoder_fusion.0.out_proj.weight" in trainable
+
+
+def test_a_deep_copy_has_its_own_working_fusion_context():
+    import copy
+
+    model = tiny_model()
+    clone = copy.deepcopy(model)
+    assert clone.fusion_context is not model.fusion_context
+    assert clone.encoder_fusion[0].fusion_context is clone.fusion_context
+    inputs = _batch()
+    torch.testing.assert_close(clone(**inputs, decoder_input_ids=torch.zeros(3, 1, dtype=torch.long)).logits,
+                               model(**inputs, decoder_input_ids=torch.zeros(3, 1, dtype=torch.long)).logits)

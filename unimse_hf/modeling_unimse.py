@@ -11,6 +11,7 @@ decoder call; `generate()` computes them once per call and carries them in the e
 
 import copy
 import math
+import threading
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -52,28 +53,41 @@ def masked_mean(states: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Ten
 class UniMSEFusionContext:
     """Per-call state read by the fusion adapters and the contrastive hooks. Not a module; never saved.
 
-    It is deliberately not cleared after a forward pass: gradient checkpointing recomputes blocks
-    during backward and needs the same vectors.
+    The state is thread-local, so one model can serve concurrent requests from several threads. It is
+    deliberately not cleared after a forward pass: gradient checkpointing recomputes blocks during
+    backward (in the same thread) and needs the same vectors.
     """
 
     def __init__(self) -> None:
-        self.acoustic: Optional[torch.Tensor] = None
-        self.visual: Optional[torch.Tensor] = None
-        self.block_inputs: dict[str, torch.Tensor] = {}
+        self._local = threading.local()
+
+    def __deepcopy__(self, memo: dict) -> "UniMSEFusionContext":
+        return UniMSEFusionContext()
+
+    def __reduce__(self):
+        return (UniMSEFusionContext, ())
+
+    @property
+    def block_inputs(self) -> dict[str, torch.Tensor]:
+        """Hidden states captured at the contrastive blocks' inputs, by stack name."""
+        if not hasattr(self._local, "block_inputs"):
+            self._local.block_inputs = {}
+        return self._local.block_inputs
 
     def set_vectors(self, acoustic: torch.Tensor, visual: torch.Tensor) -> None:
-        """Store the (batch, modality_out) utterance vectors for the next encoder/decoder call."""
-        self.acoustic, self.visual = acoustic, visual
+        """Store the (batch, modality_out) utterance vectors for the next encoder/decoder call in this thread."""
+        self._local.acoustic, self._local.visual = acoustic, visual
 
     def vectors(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (visual, acoustic) for a batch; refuses a missing or mismatched context."""
-        if self.acoustic is None or self.visual is None:
+        acoustic, visual = getattr(self._local, "acoustic", None), getattr(self._local, "visual", None)
+        if acoustic is None or visual is None:
             raise RuntimeError("UniMSE fusion adapters ran without modality vectors; call the UniMSE model, "
                                "not its `encoder`/`decoder` stacks directly.")
-        if self.acoustic.shape[0] != batch_size:
-            raise RuntimeError(f"UniMSE fusion context holds {self.acoustic.shape[0]} samples but the block "
+        if acoustic.shape[0] != batch_size:
+            raise RuntimeError(f"UniMSE fusion context holds {acoustic.shape[0]} samples but the block "
                                f"received {batch_size}; the stacks were called outside the UniMSE model.")
-        return self.visual, self.acoustic
+        return visual, acoustic
 
 
 class UniMSEFusionAdapter(nn.Module):
