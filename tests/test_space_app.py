@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -60,6 +61,12 @@ def _missing_requirement() -> str | None:
     if not CHROMIUM_PATH.is_file():
         return f"{CHROMIUM_PATH} is missing (apt-get install chromium)"
     return None
+
+
+def _media_extra_available() -> bool:
+    """Whether the server (same interpreter) can turn raw audio/video into features."""
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("av", "librosa", "pocketsphinx", "mediapipe"))
 
 
 pytestmark = pytest.mark.skipif(_missing_requirement() is not None, reason=str(_missing_requirement()))
@@ -251,6 +258,27 @@ def test_wrong_feature_dimension_shows_an_error(page: Page, feature_files: dict[
     assert f"(frames, {ACOUSTIC_DIM})" in status
     assert f"({ACOUSTIC_FRAMES}, {ACOUSTIC_DIM - 3})" in status
     assert page.locator("#polarity textarea").input_value() == ""
+
+
+def test_audio_upload_is_featurized_or_explained(page: Page, space_workdir: Path) -> None:
+    """A wav upload reaches the media extra (whose 25-dim frames this 8-dim checkpoint refuses, with the
+    shapes in the message), or, where the extra is missing, gives a message saying how to install it."""
+    sampling_rate = 16_000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(sampling_rate) / sampling_rate)
+    wav_path = space_workdir / "tone.wav"
+    with wave.open(str(wav_path), "wb") as wav_file:
+        wav_file.setnchannels(1)
+        wav_file.setsampwidth(2)
+        wav_file.setframerate(sampling_rate)
+        wav_file.writeframes((tone * 32767).astype("<i2").tobytes())
+    page.get_by_text("Audio / video (optional)").click()
+    page.locator("#audio input[type=file]").set_input_files(str(wav_path))
+    page.locator("#audio audio, #audio [data-testid=waveform-Audio], #audio .waveform-container").first.wait_for()
+    status = _predict(page, "It sounds fine to me.", "Error")
+    if _media_extra_available():
+        assert f"(frames, {ACOUSTIC_DIM})" in status and ", 25)" in status, status
+    else:
+        assert "media extra" in status and "unimse-hf[media]" in status, status
 
 
 def test_empty_transcript_shows_an_error(page: Page) -> None:
