@@ -1,0 +1,388 @@
+# Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
+"""Word-to-token alignment of acoustic (100 fps) and visual (30 fps) frames over a MOSEI-sized corpus.
+
+A synthetic corpus with a fixed seed stands in for CMU-MOSEI: 22,856 utterances of about 20 words and
+about 7 seconds, 64-d acoustic frames at 100 fps and 64-d visual frames at 30 fps, and word timestamps.
+The processor's vectorised path (`UniMSEProcessor.__call__(text, acoustic=, visual=, word_timestamps=)`,
+i.e. tokenization + `UniMSEFeatureExtractor._align` with `average_frames_per_span`) aligns the whole
+corpus in batches of 32. The baseline is a straightforward per-word Python loop written here: for each
+word, loop over the frames of its span, add those whose centre lies in [start, end), divide; then copy
+each word's mean to its tokens. Both produce the same token features (checked on every compared batch).
+
+The loop is too slow to run over the whole corpus inside the benchmark's time budget, so every
+`--loop-every`-th batch is aligned by both, side by side (rotated order), and the loop's corpus time is
+extrapolated from its per-batch median; the speed-up is the median [IQR] of the per-batch ratios.
+
+Two prototypes of a faster `_align` are measured beside them (never used by the package): the same
+per-sample function with `np.add.reduceat` segment sums instead of a float64 `cumsum` (monkeypatched
+into the feature extractor for the run), and a whole-batch float32 `reduceat` written here.
+
+Usage::
+
+    python benchmarks/bench_alignment.py [--utterances 22856] [--loop-every 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from common import (  # noqa: E402
+    REPO_ROOT, interleaved_timings, machine_description, markdown_table, quartiles, set_thread_count, write_result,
+)
+from unimse_hf import UniMSEProcessor, feature_extraction_unimse  # noqa: E402
+
+MOSEI_UTTERANCES = 22856
+ACOUSTIC_RATE, VISUAL_RATE = 100.0, 30.0
+FRAME_DIM = 64
+BATCH_SIZE = 32
+CORPUS_SEED = 20221207
+TIME_GOAL_SECONDS = 30.0
+SPEEDUP_GOAL = 20.0
+WORDS = (
+    "the movie was really good and i think that it is one of best films this year but acting felt a little "
+    "flat story kind slow at times overall would say worth watching if you like action music great not so "
+    "much characters were funny sad boring interesting plot twist ending very well done director made some "
+    "strange choices honestly loved hated camera work beautiful scenes too long dialogue okay"
+).split()
+
+
+@dataclass
+class CorpusBatch:
+    """One batch of the synthetic corpus: texts, per-utterance frames and word timestamps in seconds."""
+
+    texts: list[str]
+    acoustic: list[np.ndarray]
+    visual: list[np.ndarray]
+    word_timestamps: list[list[tuple[float, float]]]
+
+
+def corpus_batch(batch_index: int, utterances: int, batch_size: int = BATCH_SIZE) -> CorpusBatch:
+    """Generate batch `batch_index` of the synthetic corpus deterministically (seeded per batch)."""
+    rng = np.random.default_rng([CORPUS_SEED, batch_index])
+    count = min(batch_size, utterances - batch_index * batch_size)
+    texts, acoustic, visual, stamps = [], [], [], []
+    for _ in range(count):
+        word_count = int(np.clip(rng.poisson(20), 3, 60))
+        duration = float(np.clip(rng.normal(7.0, 1.5), 2.0, 15.0))
+        texts.append(" ".join(rng.choice(WORDS, size=word_count)))
+        # Word slots fill the clip after a short lead-in; each word takes 60-100 % of its slot.
+        weights = rng.uniform(0.5, 1.5, size=word_count)
+        bounds = 0.2 + np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (duration - 0.4)
+        ends = bounds[:-1] + (bounds[1:] - bounds[:-1]) * rng.uniform(0.6, 1.0, size=word_count)
+        stamps.append([(float(start), float(end)) for start, end in zip(bounds[:-1], ends)])
+        acoustic.append(rng.standard_normal((round(duration * ACOUSTIC_RATE), FRAME_DIM), dtype=np.float32))
+        visual.append(rng.standard_normal((round(duration * VISUAL_RATE), FRAME_DIM), dtype=np.float32))
+    return CorpusBatch(texts, acoustic, visual, stamps)
+
+
+def loop_word_means(frames: np.ndarray, spans_seconds: Sequence[tuple[float, float]], rate: float,
+                    whole_clip: bool = True) -> list[np.ndarray]:
+    """Per word, the mean of the frames whose centre (i + 0.5) lies in [start, end) frames (plain loops).
+
+    `whole_clip=True` is the straightforward loop: every word looks at every frame. `whole_clip=False`
+    visits only the frames around the word's span (a stronger loop baseline). A word whose span holds
+    no frame centre takes the frame nearest its midpoint, as the processor does.
+    """
+    frame_count, dim = frames.shape
+    means = []
+    for start_seconds, end_seconds in spans_seconds:
+        start, end = start_seconds * rate, end_seconds * rate
+        total = np.zeros(dim, dtype=np.float64)
+        count = 0
+        if whole_clip:
+            first, last = 0, frame_count
+        else:
+            first, last = max(0, int(math.floor(start - 0.5))), min(frame_count, int(math.ceil(end)) + 1)
+        for index in range(first, last):
+            centre = index + 0.5
+            if start <= centre < end:
+                total += frames[index]
+                count += 1
+        if count == 0:
+            nearest = min(max(int(math.floor((start + end) / 2)), 0), frame_count - 1)
+            total, count = frames[nearest].astype(np.float64), 1
+        means.append((total / count).astype(np.float32))
+    return means
+
+
+def loop_align_batch(frames_per_sample: Sequence[np.ndarray], stamps_per_sample: Sequence[Sequence[tuple[float, float]]],
+                     token_word_ids: Sequence[Sequence[int]], rate: float,
+                     whole_clip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Token-aligned (batch, tokens, dim) features and (batch, tokens) mask with the per-word loop."""
+    length = max(len(ids) for ids in token_word_ids)
+    dim = frames_per_sample[0].shape[1]
+    features = np.zeros((len(frames_per_sample), length, dim), dtype=np.float32)
+    mask = np.zeros((len(frames_per_sample), length), dtype=np.int64)
+    for sample, (frames, stamps, word_ids) in enumerate(zip(frames_per_sample, stamps_per_sample, token_word_ids)):
+        means = loop_word_means(frames, stamps, rate, whole_clip)
+        for token, word in enumerate(word_ids):
+            if word >= 0:
+                features[sample, token] = means[word]
+                mask[sample, token] = 1
+    return features, mask
+
+
+def reduceat_frames_per_span(frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Prototype of `average_frames_per_span` with segment sums by `np.add.reduceat` instead of a float64 cumsum.
+
+    Same frame rule (centres in [start, end); an empty span takes the frame nearest its midpoint) and
+    float64 accumulation. Spans are passed to `reduceat` as interleaved (low, high) bounds over the
+    frames plus one zero row, and every other segment sum is kept.
+    """
+    count, dim = frames.shape
+    low = np.clip(np.ceil(spans[:, 0] - 0.5), 0, count).astype(np.int64)
+    high = np.clip(np.ceil(spans[:, 1] - 0.5), 0, count).astype(np.int64)
+    empty = high <= low
+    nearest = np.clip(np.floor(spans.mean(axis=1)), 0, count - 1).astype(np.int64)
+    low = np.where(empty, nearest, low)
+    high = np.where(empty, nearest + 1, high)
+    padded = np.concatenate([frames, np.zeros((1, dim), dtype=frames.dtype)])
+    sums = np.add.reduceat(padded, np.stack([low, high], axis=1).ravel(), axis=0, dtype=np.float64)[0::2]
+    return (sums / (high - low)[:, None]).astype(np.float32)
+
+
+def batched_reduceat_alignment(frames_per_sample: Sequence[np.ndarray], stamps_per_sample: Sequence[Sequence[tuple[float, float]]],
+                               token_word_ids: Sequence[Sequence[int]], rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Prototype of a whole-batch `_align`: one `np.add.reduceat` over the concatenated frames of the batch.
+
+    Every sample's word spans become (low, high) frame bounds (same rules as `average_frames_per_span`),
+    offset into the concatenation; one segment-sum call gives every word's sum and one fancy-indexed
+    copy scatters the means to tokens. Per-sample Python work is a handful of list operations.
+    """
+    lengths = np.array([frames.shape[0] for frames in frames_per_sample], dtype=np.int64)
+    dim = frames_per_sample[0].shape[1]
+    word_counts = np.array([len(stamps) for stamps in stamps_per_sample], dtype=np.int64)
+    spans = np.concatenate([np.asarray(stamps, dtype=np.float64).reshape(-1, 2) for stamps in stamps_per_sample]) * rate
+    count = np.repeat(lengths, word_counts)
+    low = np.clip(np.ceil(spans[:, 0] - 0.5), 0, count).astype(np.int64)
+    high = np.clip(np.ceil(spans[:, 1] - 0.5), 0, count).astype(np.int64)
+    empty = high <= low
+    nearest = np.clip(np.floor(spans.mean(axis=1)), 0, count - 1).astype(np.int64)
+    low = np.where(empty, nearest, low)
+    high = np.where(empty, nearest + 1, high)
+    frame_offsets = np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), word_counts)
+    frames = np.concatenate([*frames_per_sample, np.zeros((1, dim), dtype=np.float32)])
+    bounds = np.stack([low + frame_offsets, high + frame_offsets], axis=1).ravel()
+    # float32 accumulation: about 2x faster than float64 here; means of tens of frames stay within 1e-5.
+    means = (np.add.reduceat(frames, bounds, axis=0)[0::2] / (high - low)[:, None]).astype(np.float32)
+    length = max(len(ids) for ids in token_word_ids)
+    word_ids = np.full((len(token_word_ids), length), -1, dtype=np.int64)
+    for sample, ids in enumerate(token_word_ids):
+        word_ids[sample, : len(ids)] = ids
+    valid = word_ids >= 0
+    word_offsets = np.concatenate([[0], np.cumsum(word_counts)[:-1]])
+    features = np.zeros((len(token_word_ids), length, dim), dtype=np.float32)
+    features[valid] = means[(word_ids + word_offsets[:, None])[valid]]
+    return features, valid.astype(np.int64)
+
+
+def batched_prototype_both(batch: "CorpusBatch", token_word_ids: list[list[int]]) -> dict:
+    """Both modalities with :func:`batched_reduceat_alignment`; same keys as the extractor's output."""
+    result = {}
+    for modality, frames, rate in (("acoustic", batch.acoustic, ACOUSTIC_RATE), ("visual", batch.visual, VISUAL_RATE)):
+        result[f"{modality}_features"], result[f"{modality}_attention_mask"] = batched_reduceat_alignment(
+            frames, batch.word_timestamps, token_word_ids, rate)
+    return result
+
+
+def profile_alignment(extractor, batch: "CorpusBatch", token_word_ids: list[list[int]], word_lengths: list[list[int]],
+                      rows: int = 8) -> list[str]:
+    """cProfile of today's `_align` on one batch (10 calls): the functions with the most own time, as Markdown."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(10):
+        align_both(extractor, batch, token_word_ids, word_lengths)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(entry[2] for entry in stats.stats.values())
+    ranked = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:rows]
+    table = [[f"`{Path(file).name}:{line}({function})`", calls, f"{own * 100:.1f}", f"{own / total:.0%}"]
+             for (file, line, function), (_, calls, own, _, _) in ranked]
+    return [f"cProfile of today's `_align` (both modalities, one batch of {len(batch.texts)}, 10 calls; "
+            f"{total * 100:.1f} ms per call in total with profiling overhead):", "",
+            *markdown_table(["function", "calls", "own ms per call", "share"], table)]
+
+
+@contextlib.contextmanager
+def prototype_alignment() -> Iterator[None]:
+    """Within the block, the feature extractor uses :func:`reduceat_frames_per_span` (a monkeypatch of this process)."""
+    original = feature_extraction_unimse.average_frames_per_span
+    feature_extraction_unimse.average_frames_per_span = reduceat_frames_per_span
+    try:
+        yield
+    finally:
+        feature_extraction_unimse.average_frames_per_span = original
+
+
+def align_both(extractor, batch: CorpusBatch, token_word_ids: list[list[int]], word_lengths: list[list[int]]) -> dict:
+    """Token-align both modalities of a batch with the feature extractor (the processor's `_align` path)."""
+    return extractor(acoustic=batch.acoustic, visual=batch.visual, token_word_ids=token_word_ids,
+                     word_timestamps=batch.word_timestamps, word_lengths=word_lengths, return_tensors="np")
+
+
+def loop_both(batch: CorpusBatch, token_word_ids: list[list[int]], whole_clip: bool) -> dict:
+    """Token-align both modalities of a batch with the per-word loop; same keys as the extractor's output."""
+    result = {}
+    for modality, frames, rate in (("acoustic", batch.acoustic, ACOUSTIC_RATE), ("visual", batch.visual, VISUAL_RATE)):
+        features, mask = loop_align_batch(frames, batch.word_timestamps, token_word_ids, rate, whole_clip)
+        result[f"{modality}_features"], result[f"{modality}_attention_mask"] = features, mask
+    return result
+
+
+def same_alignment(reference: dict, other: dict) -> bool:
+    """Whether two aligned batches have equal masks and features within rtol = atol = 1e-5."""
+    return all(np.array_equal(reference[f"{m}_attention_mask"], other[f"{m}_attention_mask"])
+               and np.allclose(reference[f"{m}_features"], other[f"{m}_features"], rtol=1e-5, atol=1e-5)
+               for m in ("acoustic", "visual"))
+
+
+def main() -> int:
+    """Align the synthetic corpus with the processor and (on a sample of batches) the loops; write the result."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--utterances", type=int, default=MOSEI_UTTERANCES)
+    parser.add_argument("--loop-every", type=int, default=12, help="compare with the loops on every n-th batch")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    threads = set_thread_count(args.threads)
+    machine = machine_description()
+    processor = UniMSEProcessor.from_tokenizer_dir(REPO_ROOT / "data" / "t5", acoustic_dim=FRAME_DIM, visual_dim=FRAME_DIM,
+                                                   acoustic_frame_rate=ACOUSTIC_RATE, visual_frame_rate=VISUAL_RATE)
+    extractor = processor.feature_extractor
+    batch_count = math.ceil(args.utterances / BATCH_SIZE)
+    corpus_cpu = {"processor": 0.0, "processor_prototype": 0.0, "extractor": 0.0}
+    corpus_wall = {"processor": 0.0, "processor_prototype": 0.0}
+    compared: dict[str, list[float]] = {name: [] for name in ("loop_whole_clip", "loop_span", "vectorised", "prototype",
+                                                                "batched_prototype")}
+    words, seconds, tokens, mismatches = 0, 0.0, 0, 0
+    for batch_index in range(batch_count):
+        batch = corpus_batch(batch_index, args.utterances)
+        words += sum(len(stamps) for stamps in batch.word_timestamps)
+        seconds += sum(frames.shape[0] / ACOUSTIC_RATE for frames in batch.acoustic)
+
+        def run_processor() -> dict:
+            return processor(batch.texts, acoustic=batch.acoustic, visual=batch.visual,
+                             word_timestamps=batch.word_timestamps, return_tensors="np")
+
+        def run_processor_prototype() -> dict:
+            with prototype_alignment():
+                return run_processor()
+
+        # The processor end to end, current and prototype, alternating which goes first.
+        order = [("processor", run_processor), ("processor_prototype", run_processor_prototype)]
+        outputs = {}
+        for name, function in order if batch_index % 2 == 0 else order[::-1]:
+            wall_started, cpu_started = time.perf_counter(), time.process_time()
+            outputs[name] = function()
+            corpus_cpu[name] += time.process_time() - cpu_started
+            corpus_wall[name] += time.perf_counter() - wall_started
+        tokens += int(outputs["processor"]["attention_mask"].sum())
+        mismatches += not same_alignment(outputs["processor"], outputs["processor_prototype"])
+
+        # The alignment alone, given each token's word (what the loops compute too).
+        encoding = processor.tokenizer([processor.task_prefix + text for text in batch.texts], padding="longest",
+                                       return_offsets_mapping=True, return_special_tokens_mask=True)
+        token_word_ids, word_lengths = processor._token_word_ids(encoding, batch.texts)
+        cpu_started = time.process_time()
+        aligned = align_both(extractor, batch, token_word_ids, word_lengths)
+        corpus_cpu["extractor"] += time.process_time() - cpu_started
+        if batch_index % args.loop_every:
+            continue
+
+        def prototype() -> dict:
+            with prototype_alignment():
+                return align_both(extractor, batch, token_word_ids, word_lengths)
+
+        candidates = {
+            "loop_whole_clip": lambda: loop_both(batch, token_word_ids, whole_clip=True),
+            "loop_span": lambda: loop_both(batch, token_word_ids, whole_clip=False),
+            "vectorised": lambda: align_both(extractor, batch, token_word_ids, word_lengths),
+            "prototype": prototype,
+            "batched_prototype": lambda: batched_prototype_both(batch, token_word_ids),
+        }
+        for name, function in candidates.items():
+            if name != "vectorised":
+                mismatches += not same_alignment(aligned, function())
+        timings = interleaved_timings(candidates, rounds=1, warmup_rounds=0)
+        for name in candidates:
+            compared[name].append(timings[name].cpu.samples[0])
+        print(f"batch {batch_index}/{batch_count}: " + ", ".join(f"{name} {values[-1] * 1e3:.1f} ms"
+                                                                  for name, values in compared.items()), flush=True)
+
+    compared_batches = len(compared["vectorised"])
+
+    def speedup(slow: str, fast: str) -> tuple[str, float]:
+        ratios = [top / bottom for top, bottom in zip(compared[slow], compared[fast])]
+        low, high = quartiles(ratios)
+        return f"{statistics.median(ratios):.1f}x [{low:.1f}, {high:.1f}]", statistics.median(ratios)
+
+    def per_batch(name: str) -> str:
+        low, high = quartiles(compared[name])
+        return f"{statistics.median(compared[name]) * 1e3:.1f} [{low * 1e3:.1f}, {high * 1e3:.1f}]"
+
+    rows = []
+    for name, label in (("loop_whole_clip", "per-word loop over all frames (the straightforward baseline)"),
+                        ("loop_span", "per-word loop over the frames of the span (stronger baseline)"),
+                        ("vectorised", "processor's vectorised `_align` (today's code)"),
+                        ("prototype", "`_align` with a per-sample `np.add.reduceat` (prototype, monkeypatched)"),
+                        ("batched_prototype", "whole-batch float32 `np.add.reduceat` alignment (prototype)")):
+        corpus = statistics.mean(compared[name]) * batch_count
+        against_whole, whole_median = speedup("loop_whole_clip", name) if name != "loop_whole_clip" else ("1", 1.0)
+        against_span, _ = speedup("loop_span", name) if name != "loop_span" else ("1", 1.0)
+        verdict = ""
+        if name in ("vectorised", "prototype", "batched_prototype"):
+            verdict = f">= {SPEEDUP_GOAL:.0f}x vs the straightforward loop: " + ("met" if whole_median >= SPEEDUP_GOAL else "**missed**")
+        rows.append([label, per_batch(name), f"{corpus:.1f}", against_whole, against_span, verdict])
+    body = [
+        f"Synthetic MOSEI-sized corpus (seed {CORPUS_SEED}): {args.utterances} utterances, {words / args.utterances:.1f} "
+        f"words and {seconds / args.utterances:.2f} s on average ({words} words, {tokens} tokens in total), "
+        f"{FRAME_DIM}-d acoustic frames at {ACOUSTIC_RATE:.0f} fps and {FRAME_DIM}-d visual frames at {VISUAL_RATE:.0f} fps, "
+        f"batches of {BATCH_SIZE}. Times are CPU seconds of this process ({threads} torch thread; numpy runs "
+        "single-threaded here); generating the synthetic data is not timed.",
+        "",
+        "Whole corpus, end to end through `UniMSEProcessor.__call__(texts, acoustic=, visual=, word_timestamps=)`:",
+        "",
+    ]
+    body += markdown_table(["path", "CPU s", "wall s", "goal"], [
+        ["processor (tokenize + align both modalities), today's code", f"{corpus_cpu['processor']:.1f}",
+         f"{corpus_wall['processor']:.1f}",
+         f"<= {TIME_GOAL_SECONDS:.0f} s: " + ("met" if corpus_cpu["processor"] <= TIME_GOAL_SECONDS else "**missed**")],
+        ["processor with the `reduceat` prototype", f"{corpus_cpu['processor_prototype']:.1f}",
+         f"{corpus_wall['processor_prototype']:.1f}", ""],
+        ["feature-extractor alignment alone (today's `_align`)", f"{corpus_cpu['extractor']:.1f}", "", ""],
+    ])
+    body += ["", f"Alignment alone on {compared_batches} batches (every {args.loop_every}th), all five side by side "
+             "(rotated order); the loops' corpus time is extrapolated from their mean per batch; speed-ups are "
+             "medians [IQR] of the per-batch ratios:", ""]
+    body += markdown_table(["alignment", "ms per batch of 32", "corpus s (extrapolated)", "speed-up vs whole-clip loop",
+                            "speed-up vs span loop", "goal"], rows)
+    body += ["", f"Features that differ from today's processor (rtol = atol = 1e-5), over every comparison made: "
+             f"**{mismatches}**.", ""]
+    profile_batch = corpus_batch(0, args.utterances)
+    encoding = processor.tokenizer([processor.task_prefix + text for text in profile_batch.texts], padding="longest",
+                                   return_offsets_mapping=True, return_special_tokens_mask=True)
+    body += ["", "### Where today's vectorised path spends its time", ""]
+    body += profile_alignment(extractor, profile_batch, *processor._token_word_ids(encoding, profile_batch.texts))
+    path = write_result("alignment", "Alignment of frames to tokens (MOSEI-sized corpus)", body,
+                        started_at=started, machine=machine)
+    print(f"wrote {path}")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
