@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402
 
 from common import (  # noqa: E402
-    REPO_ROOT, interleaved_timings, load_average, machine_description, markdown_table, quartiles, ratio_of,
+    REPO_ROOT, goal_comment, interleaved_timings, load_average, machine_description, markdown_table, quartiles, ratio_of,
     set_thread_count, write_result,
 )
 from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration  # noqa: E402
@@ -370,7 +370,7 @@ def main() -> int:
         "### 1. Fusion overhead",
         "",
     ]
-    rows = []
+    rows, goals = [], []
     for size, result in results.items():
         timings = result["timings"]
         goal = RATIO_GOALS[size]
@@ -380,8 +380,11 @@ def main() -> int:
             rows.append([size, label, len(timings[f"unimse_{kind}"].cpu.samples),
                          timings[f"unimse_{kind}"].clock(clock).describe(), timings[f"t5_{kind}"].clock(clock).describe(),
                          f"**{ratio.describe()}**", result[f"{kind}_ratio_other"].describe(), f"<= {goal:.2f}: {verdict}"])
+            goals.append(goal_comment(f"{size} {label}, UniMSE / T5 ({clock} time)", ratio.describe(),
+                                      f"<= {goal:.2f}: {verdict}"))
     body += markdown_table(["dims", "measurement", "rounds", f"UniMSE {clock} s", f"T5 {clock} s",
                             f"ratio UniMSE/T5 ({clock})", f"ratio ({other_clock})", "goal"], rows)
+    body += goals
     body += ["", "Trainable parameters: " + "; ".join(
         f"{size}: UniMSE {result['pair'].unimse_trainable / 1e6:.2f} M, T5 {result['pair'].t5_trainable / 1e6:.2f} M"
         for size, result in results.items()) + "."]

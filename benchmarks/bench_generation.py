@@ -30,7 +30,7 @@ from transformers import LogitsProcessorList  # noqa: E402
 
 from bench_fusion_overhead import T5_DIMENSIONS, VOCAB_SIZE  # noqa: E402
 from common import (  # noqa: E402
-    REPO_ROOT, interleaved_timings, machine_description, markdown_table, quartiles, set_thread_count, write_result,
+    REPO_ROOT, goal_comment, interleaved_timings, machine_description, markdown_table, quartiles, set_thread_count, write_result,
 )
 from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProcessor  # noqa: E402
 from unimse_hf.label_grammar import UniversalLabelLogitsProcessor  # noqa: E402
@@ -83,7 +83,7 @@ def main() -> int:
     config = UniMSEConfig(**T5_DIMENSIONS[args.size], vocab_size=VOCAB_SIZE, acoustic_dim=64, visual_dim=64)
     model = UniMSEForConditionalGeneration(config).eval()
 
-    rows, step_ratio_cells, parse_rows = [], {}, []
+    rows, step_ratio_cells, parse_rows, goals = [], {}, [], []
     for batch_size, rounds in ((1, args.rounds_batch1), (32, args.rounds_batch32)):
         inputs = generation_inputs(processor, batch_size, seed=batch_size)
         produced: dict[str, list[torch.Tensor]] = {"plain": [], "structured": []}
@@ -115,6 +115,12 @@ def main() -> int:
                                         f"**{call_median:.3f} [{call_low:.3f}, {call_high:.3f}]**",
                                         f"{statistics.median(step_ratios):.3f} [{low:.3f}, {high:.3f}]",
                                         f"<= {COST_GOAL}: " + ("met" if call_median <= COST_GOAL else "**missed**")]
+        goals.append(goal_comment(f"structured / plain greedy per call, batch {batch_size}",
+                                  step_ratio_cells[batch_size][2].strip("*"), step_ratio_cells[batch_size][-1]))
+        failures_structured = sum(not parse_universal_label(text).valid
+                                  for text in processor.batch_decode(produced["structured"][-1]))
+        goals.append(goal_comment(f"parse failures with structured decoding, batch {batch_size}",
+                                  f"{failures_structured} / {batch_size}", "0: " + ("met" if failures_structured == 0 else "**missed**")))
         print(f"batch {batch_size}: structured/plain per call {step_ratio_cells[batch_size][2]}", flush=True)
 
     body = [
@@ -135,6 +141,7 @@ def main() -> int:
              "decoding steps (encoder once + the cached decoder steps), and per decoding step:", ""]
     body += markdown_table(["batch", "steps plain / structured", "ratio per call", "ratio per step", "goal (per call)"],
                            list(step_ratio_cells.values()))
+    body += goals
     body += ["", "### Parse failures on the untrained model", ""]
     body += markdown_table(["batch", "decoding", "outputs `parse_universal_label` rejects", "first output"], parse_rows)
     body += ["", "Structured decoding yields only parseable labels by construction; `tests/test_label_grammar.py` "

@@ -188,6 +188,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> l
     return lines
 
 
+GOAL_PREFIX = "<!-- goal:"
+
+
+def goal_comment(measurement: str, value: str, verdict: str) -> str:
+    """An invisible Markdown line declaring a goal's outcome; `run_all.py` gathers them into the summary."""
+    return f"{GOAL_PREFIX} {measurement} | {value} | {verdict} -->"
+
+
 def write_result(name: str, title: str, body: Sequence[str], command: str | None = None,
                  started_at: float | None = None, machine: Sequence[str] | None = None) -> Path:
     """Write one result section to `benchmarks/results/<name>.md` and return its path.
@@ -210,4 +218,4 @@ def write_result(name: str, title: str, body: Sequence[str], command: str | None
 
 __all__ = ["REPO_ROOT", "RESULTS_DIR", "TimingSummary", "RatioSummary", "cpu_model_name", "load_average",
            "machine_description", "exact_command", "interleaved_timings", "ratio_of", "CandidateTimings", "set_thread_count", "markdown_table",
-           "write_result", "quartiles"]
+           "write_result", "quartiles", "goal_comment", "GOAL_PREFIX"]
