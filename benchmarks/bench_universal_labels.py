@@ -70,9 +70,11 @@ def main() -> int:
     started = time.perf_counter()
     encoder = SentenceEncoder(args.encoder)
     encoder_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    started, cpu_started = time.perf_counter(), time.process_time()
     _, report = complete_universal_labels(corpora, encoder, show_progress=False)
-    total_seconds = time.perf_counter() - started
+    total_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    load_after = os.getloadavg()[0]
 
     rows = sum(len(c["train"]) for c in corpora.values())
     command = "HF_HUB_OFFLINE=1 python " + " ".join(shlex.quote(a) for a in sys.argv)
@@ -95,7 +97,9 @@ def main() -> int:
         f"| loading the encoder | {encoder_seconds:.1f} s |",
         f"| embedding | {report.embedding_seconds:.1f} s ({report.embedded_texts / max(report.embedding_seconds, 1e-9):.0f} texts/s) |",
         f"| nearest-neighbour matching (matrix products) | {report.matching_seconds:.2f} s |",
-        f"| completion total | {total_seconds:.1f} s |",
+        f"| completion total, wall clock | {total_seconds:.1f} s |",
+        f"| completion total, CPU time of this process | {cpu_seconds:.1f} s |",
+        f"| 1-minute load average before / after (other jobs on the machine) | {load_before:.1f} / {load_after:.1f} |",
         f"| every row labelled | {report.all_labelled} |",
         f"| every row polarity-consistent | {report.all_polarity_consistent} |",
         f"| splits of source rows | {dict(report.source_splits)} |",

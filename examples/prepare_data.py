@@ -62,7 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--universal_labels", metavar="ENCODER_DIR", help="sentence-encoder folder: transfer missing slots")
     parser.add_argument("--label_pools", nargs="*", default=[], help="prepared output folders of the other corpora")
     parser.add_argument("--label_pool", choices=("train", "all"), default="train", help="'all' reproduces the official leak")
-    parser.add_argument("--drop_outside_label_set", action="store_true", help="reproduce the official dropping (B17)")
     parser.add_argument("--score_decimals", type=int, help="round scores in targets (default: official str(float))")
     parser.add_argument("--push_to_hub", metavar="REPO_ID", help="upload the output folder to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
@@ -72,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the conversion; returns the process exit code."""
     args = parse_args(argv)
+    if args.label_pools and not args.universal_labels:
+        raise SystemExit("--label_pools needs --universal_labels ENCODER_DIR")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python examples/prepare_data.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     stages = tqdm(total=4, desc=f"Preparing {args.dataset}", unit="stage")
@@ -106,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         corpora,
         encoder,
         pool=args.label_pool,
-        drop_outside_label_set=args.drop_outside_label_set,
         score_decimals=args.score_decimals,
     )
     corpus = completed[args.dataset]

@@ -69,15 +69,23 @@ def write_parquet_splits(dataset_dict: Mapping[str, Any], output_dir: str) -> di
 
 
 def load_parquet_splits(output_dir: str) -> Any:
-    """Read ``train/validation/test.parquet`` written by :func:`write_parquet_splits` into a ``DatasetDict``."""
-    from datasets import DatasetDict, load_dataset
+    """Read ``train/validation/test.parquet`` written by :func:`write_parquet_splits` into a ``DatasetDict``.
 
-    files = {split: os.path.join(output_dir, f"{split}.parquet") for split in SPLITS}
-    files = {split: path for split, path in files.items() if os.path.isfile(path)}
-    if not files:
+    Reads with pyarrow directly rather than ``load_dataset``, which contacts the Hub unless offline.
+    """
+    import pyarrow.parquet as pq
+    from datasets import Dataset, DatasetDict
+    from datasets.table import InMemoryTable
+
+    splits = {}
+    for split in SPLITS:
+        path = os.path.join(output_dir, f"{split}.parquet")
+        if os.path.isfile(path):
+            table = pq.read_table(path, memory_map=True)
+            splits[split] = Dataset(InMemoryTable(table)).cast(unimse_features())
+    if not splits:
         raise FileNotFoundError(f"no train/validation/test.parquet in {output_dir}")
-    loaded = load_dataset("parquet", data_files=files)
-    return DatasetDict({split: loaded[split].cast(unimse_features()) for split in files})
+    return DatasetDict(splits)
 
 
 def write_dataset_card(

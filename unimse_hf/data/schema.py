@@ -186,12 +186,18 @@ def make_row(
     }
 
 
+_ROWS_PER_CHUNK = 2048
+
+
 def rows_to_dataset(rows: Iterable[Mapping[str, Any]]):
     """Turn schema rows into a ``datasets.Dataset`` with :func:`unimse_features`.
 
-    Raises ``ValueError`` if two rows share an id.
+    Frame matrices go to Arrow straight from NumPy (no per-float Python objects), so corpora with
+    features stay within memory. Raises ``ValueError`` if two rows share an id.
     """
+    import pyarrow as pa
     from datasets import Dataset
+    from datasets.table import InMemoryTable
 
     rows = list(rows)
     ids = [row["id"] for row in rows]
@@ -199,8 +205,35 @@ def rows_to_dataset(rows: Iterable[Mapping[str, Any]]):
         seen: set[str] = set()
         duplicate = next(i for i in ids if i in seen or seen.add(i))
         raise ValueError(f"duplicate row id {duplicate!r}")
-    columns = {name: [_to_python(row.get(name)) for row in rows] for name in COLUMNS}
-    return Dataset.from_dict(columns, features=unimse_features())
+    schema = unimse_features().arrow_schema
+    tables = []
+    for start in range(0, max(len(rows), 1), _ROWS_PER_CHUNK):  # chunks keep Arrow's int32 offsets in range
+        chunk = rows[start : start + _ROWS_PER_CHUNK]
+        arrays = []
+        for name in COLUMNS:
+            values = [row.get(name) for row in chunk]
+            if name in ("acoustic", "visual"):
+                arrays.append(_frames_to_arrow(values))
+            else:
+                arrays.append(pa.array(values, type=schema.field(name).type))
+        tables.append(pa.Table.from_arrays(arrays, schema=schema))
+    return Dataset(InMemoryTable(pa.concat_tables(tables)))
+
+
+def _frames_to_arrow(column: Sequence[Optional[Any]]):
+    """Build a ``list<list<float32>>`` Arrow array from frame matrices (``None`` stays null)."""
+    import pyarrow as pa
+
+    matrices = [None if value is None else np.asarray(value, dtype=np.float32).reshape(len(value), -1) for value in column]
+    present = [m for m in matrices if m is not None]
+    flat = np.concatenate([m.reshape(-1) for m in present]) if present else np.zeros(0, np.float32)
+    widths = np.concatenate([np.full(m.shape[0], m.shape[1], np.int64) for m in present]) if present else np.zeros(0, np.int64)
+    frame_offsets = np.concatenate([[0], np.cumsum(widths)])
+    counts = np.array([0 if m is None else m.shape[0] for m in matrices], np.int64)
+    row_offsets = np.concatenate([[0], np.cumsum(counts)])
+    frames = pa.ListArray.from_arrays(pa.array(frame_offsets, pa.int32()), pa.array(flat, pa.float32()))
+    mask = pa.array([m is None for m in matrices], pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(row_offsets, pa.int32()), frames, mask=mask)
 
 
 def rows_to_dataset_dict(rows: Iterable[Mapping[str, Any]]):
@@ -211,9 +244,3 @@ def rows_to_dataset_dict(rows: Iterable[Mapping[str, Any]]):
     for row in rows:
         by_split.setdefault(row["split"], []).append(row)
     return DatasetDict({split: rows_to_dataset(by_split[split]) for split in SPLITS if split in by_split})
-
-
-def _to_python(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float32, copy=False).tolist()
-    return value
