@@ -1,0 +1,254 @@
+#!/usr/bin/env python
+# Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
+"""Train and evaluate UniMSE on prepared Parquet splits (or a Hub dataset) with `UniMSETrainer`.
+
+Runs unchanged under `python` and `accelerate launch`:
+
+    python examples/train_unimse.py --model_name_or_path t5-base --dataset_dir prepared/ \
+        --output_dir runs/unimse --do_train --do_eval --do_predict \
+        --per_device_train_batch_size 32 --num_train_epochs 20 --eval_strategy epoch --save_strategy epoch \
+        --metric_for_best_model mean_primary --load_best_model_at_end
+
+    accelerate launch --config_file examples/accelerate/multi_gpu.yaml examples/train_unimse.py ...
+
+`--tiny` builds a small random model instead (smoke tests, CPU). The data are rows of the UniMSE row schema
+(`unimse_hf/data/schema.py`): `{dataset_dir}/{train,validation,test}.parquet` as written by
+`examples/prepare_data.py`, or a Hub dataset with those splits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import datasets
+import numpy as np
+import transformers
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProcessor
+from unimse_hf.data_collator import UniMSEDataCollator
+from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+TINY_CONFIG = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, modality_hidden=16, modality_out=16,
+                   pmf_bottleneck=16, cl_proj_dim=8)
+"""The `--tiny` model: 2+2 blocks of width 32 with the full T5 vocabulary."""
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train."""
+
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "A T5 checkpoint (UniMSE modules are added, randomly initialised) or a UniMSE checkpoint "
+                          "(folder or Hub id). Leave unset with --tiny."},
+    )
+    tiny: bool = field(default=False, metadata={"help": "Train a small randomly initialised UniMSE (smoke tests)."})
+    config_overrides: Optional[str] = field(
+        default=None,
+        metadata={"help": "Comma-separated UniMSEConfig overrides, e.g. 'cl_weight_ta=0.3,trainable_t5_blocks=[10,11]'."},
+    )
+    tokenizer_dir: str = field(
+        default="data/t5",
+        metadata={"help": "Folder with T5's spiece.model, used when the checkpoint has no saved processor."},
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on."""
+
+    dataset_dir: Optional[str] = field(
+        default=None, metadata={"help": "Folder with train/validation/test.parquet (examples/prepare_data.py)."}
+    )
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "A Hub dataset id with the same splits."})
+    datasets: Optional[str] = field(
+        default=None, metadata={"help": "Comma-separated corpora to keep (mosi,mosei,meld,iemocap); default: all."}
+    )
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep the first N training rows."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Keep the first N validation rows."})
+    max_test_samples: Optional[int] = field(default=None, metadata={"help": "Keep the first N test rows."})
+    contrastive_label_column: str = field(
+        default="polarity",
+        metadata={"help": "Row column whose equal values are positives of the label-aware contrastive term "
+                          "(used when the config's cl_label_weight > 0)."},
+    )
+    use_word_timestamps: bool = field(
+        default=False, metadata={"help": "Token-align the frames with the rows' word_timestamps."}
+    )
+
+    def __post_init__(self) -> None:
+        if (self.dataset_dir is None) == (self.dataset_name is None):
+            raise ValueError("Give exactly one of --dataset_dir and --dataset_name")
+
+
+def parse_config_overrides(text: Optional[str]) -> dict[str, Any]:
+    """`'a=1,b=[1,2],c=x'` -> `{'a': 1, 'b': [1, 2], 'c': 'x'}` (values read as JSON where possible)."""
+    overrides: dict[str, Any] = {}
+    for item in re.split(r",(?![^\[]*\])", text or ""):
+        if not item.strip():
+            continue
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise ValueError(f"config override {item!r} is not key=value")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def load_splits(data_args: DataArguments) -> datasets.DatasetDict:
+    """Load the splits, keep the requested corpora and cap the sizes."""
+    if data_args.dataset_dir is not None:
+        files = {split: os.path.join(data_args.dataset_dir, f"{split}.parquet") for split in SPLITS}
+        files = {split: path for split, path in files.items() if os.path.isfile(path)}
+        if not files:
+            raise FileNotFoundError(f"no train/validation/test.parquet in {data_args.dataset_dir}")
+        # `Dataset.from_parquet` reads local files without `load_dataset`'s network usage ping.
+        raw = datasets.DatasetDict({split: datasets.Dataset.from_parquet(path) for split, path in files.items()})
+    else:
+        raw = datasets.load_dataset(data_args.dataset_name)
+    if data_args.datasets:
+        keep = {name.strip().lower() for name in data_args.datasets.split(",") if name.strip()}
+        raw = raw.filter(lambda row: row["dataset"] in keep)
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
+              "test": data_args.max_test_samples}
+    for split, limit in limits.items():
+        if split in raw and limit is not None:
+            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    return raw
+
+
+def feature_dims(split: datasets.Dataset) -> dict[str, int]:
+    """`acoustic_dim` / `visual_dim` read from the first row that has frames of each modality."""
+    dims = {}
+    for modality in ("acoustic", "visual"):
+        if modality not in split.column_names:
+            continue
+        for frames in split[modality]:
+            if frames:
+                dims[f"{modality}_dim"] = int(np.asarray(frames[0]).shape[-1])
+                break
+    return dims
+
+
+def build_model_and_processor(model_args: ModelArguments, dims: dict[str, int]) -> tuple[UniMSEForConditionalGeneration, UniMSEProcessor]:
+    """The model (tiny, from T5 or from a UniMSE checkpoint) and a processor matching its feature sizes."""
+    overrides = parse_config_overrides(model_args.config_overrides)
+    source = model_args.model_name_or_path
+    if model_args.tiny == (source is not None):
+        raise ValueError("Give exactly one of --model_name_or_path and --tiny")
+    if model_args.tiny:
+        model = UniMSEForConditionalGeneration(UniMSEConfig(**{**TINY_CONFIG, **dims, **overrides}))
+    else:
+        config_dict, _ = UniMSEConfig.get_config_dict(source)
+        if config_dict.get("model_type") == UniMSEConfig.model_type:
+            config = UniMSEConfig.from_pretrained(source, **overrides)
+        else:  # a T5 checkpoint: its T5 fields, UniMSE defaults for the rest, feature sizes from the data
+            t5_fields = {k: v for k, v in config_dict.items() if k not in ("model_type", "architectures", "auto_map")}
+            config = UniMSEConfig(**{**t5_fields, **dims, **overrides})
+        model = UniMSEForConditionalGeneration.from_pretrained(source, config=config)
+    config = model.config
+    if source is not None and os.path.isfile(os.path.join(source, "processor_config.json")):
+        processor = UniMSEProcessor.from_pretrained(source)
+    else:
+        tokenizer_dir = source if source and os.path.isfile(os.path.join(source, "spiece.model")) else model_args.tokenizer_dir
+        processor = UniMSEProcessor.from_tokenizer_dir(tokenizer_dir, acoustic_dim=config.acoustic_dim,
+                                                       visual_dim=config.visual_dim)
+    for modality in ("acoustic", "visual"):
+        expected, found = getattr(config, f"{modality}_dim"), dims.get(f"{modality}_dim")
+        if found is not None and found != expected:
+            raise ValueError(f"the data's {modality} frames have {found} features but the model expects {expected}")
+    return model, processor
+
+
+def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
+    """Parse the arguments, train, evaluate on validation and test, save; return the trainer."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, UniMSETrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler()])
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info(f"Training arguments: {training_args}")
+
+    resume = training_args.resume_from_checkpoint
+    if resume == "latest":
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise ValueError(f"--resume_from_checkpoint latest: no checkpoint in {training_args.output_dir}")
+
+    set_seed(training_args.seed)
+    raw = load_splits(data_args)
+    dims = feature_dims(raw["train"] if "train" in raw else next(iter(raw.values())))
+    model, processor = build_model_and_processor(model_args, dims)
+    collator = UniMSEDataCollator(
+        processor,
+        contrastive_label_column=data_args.contrastive_label_column if model.config.cl_label_weight > 0 else None,
+        use_word_timestamps=data_args.use_word_timestamps,
+    )
+    for split, needed in (("train", training_args.do_train), ("validation", training_args.do_eval),
+                          ("test", training_args.do_predict)):
+        if needed and split not in raw:
+            raise ValueError(f"--do_{'eval' if split == 'validation' else 'predict' if split == 'test' else 'train'} "
+                             f"needs a {split} split")
+    trainer = UniMSETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=raw["train"] if training_args.do_train else None,
+        eval_dataset=raw["validation"] if "validation" in raw else None,
+        processing_class=processor,
+        data_collator=collator,
+    )
+
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    if training_args.do_eval:
+        metrics = trainer.evaluate(raw["validation"], metric_key_prefix="eval")
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    if training_args.do_predict:
+        test = raw["test"]
+        output = trainer.predict(test, metric_key_prefix="test")
+        trainer.log_metrics("test", output.metrics)
+        trainer.save_metrics("test", output.metrics)
+        if trainer.is_world_process_zero():
+            write_predictions(os.path.join(training_args.output_dir, "test_predictions.jsonl"), test,
+                              processor, output.predictions)
+    return trainer
+
+
+def write_predictions(path: str, rows: datasets.Dataset, processor: UniMSEProcessor, predictions: np.ndarray) -> None:
+    """One JSON line per test row: id, dataset, gold target and generated text (DDP padding rows dropped)."""
+    predictions = np.asarray(predictions)[: len(rows)]
+    predictions = np.where(predictions < 0, processor.tokenizer.pad_token_id, predictions)
+    generated = processor.batch_decode(predictions)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row, text in zip(rows, generated):
+            record = {"id": row.get("id"), "dataset": row.get("dataset"), "target": row.get("target"), "generated": text}
+            handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
