@@ -134,31 +134,42 @@ def interleaved_timings(
     rounds: int,
     warmup_rounds: int = 1,
     calls_per_sample: int = 1,
+    collect_garbage: bool = True,
 ) -> dict[str, CandidateTimings]:
     """Time each candidate once per round, rotating the order every round; return seconds per call.
 
     Both clocks are recorded: wall time, and the CPU time of this process. On a machine shared with
     other jobs the CPU time of a single-threaded run measures the work itself; wall time also counts
-    the time the scheduler gave to others.
+    the time the scheduler gave to others. As `timeit` does, the garbage collector is off while a
+    call is timed; with `collect_garbage` it runs once before every round (a full collection can take
+    most of a second in a process holding torch and transformers, so short benchmarks turn it off).
 
     Args:
         candidates: name -> zero-argument callable doing one unit of work.
         rounds: number of timed rounds (each candidate runs `calls_per_sample` times per round).
         warmup_rounds: untimed rounds first (allocator, caches, lazy initialisation).
         calls_per_sample: calls timed together per sample (for very short calls); the sample is their mean.
+        collect_garbage: run `gc.collect()` before each round.
     """
     names = list(candidates)
     summaries = {name: CandidateTimings() for name in names}
     for round_index in range(warmup_rounds + rounds):
         shift = round_index % len(names)
+        if collect_garbage:
+            gc.collect()
         for name in names[shift:] + names[:shift]:
             function = candidates[name]
-            gc.collect()
-            wall_started, cpu_started = time.perf_counter(), time.process_time()
-            for _ in range(calls_per_sample):
-                function()
-            wall = (time.perf_counter() - wall_started) / calls_per_sample
-            cpu = (time.process_time() - cpu_started) / calls_per_sample
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                wall_started, cpu_started = time.perf_counter(), time.process_time()
+                for _ in range(calls_per_sample):
+                    function()
+                wall = (time.perf_counter() - wall_started) / calls_per_sample
+                cpu = (time.process_time() - cpu_started) / calls_per_sample
+            finally:
+                if was_enabled:
+                    gc.enable()
             if round_index >= warmup_rounds:
                 summaries[name].wall.samples.append(wall)
                 summaries[name].cpu.samples.append(cpu)
