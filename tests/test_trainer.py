@@ -61,7 +61,7 @@ def make_trainer(output_dir: Path, rows: list[dict], model: Optional[UniMSEForCo
     """A UniMSETrainer on CPU over `rows` with quiet, checkpoint-free defaults (overridable by `args`)."""
     defaults = dict(output_dir=str(output_dir), per_device_train_batch_size=4, per_device_eval_batch_size=8,
                     max_steps=2, save_strategy="no", report_to="none", use_cpu=True, seed=0, logging_steps=1,
-                    disable_tqdm=True, dataloader_num_workers=0)
+                    disable_tqdm=True, dataloader_num_workers=0, generation_max_new_tokens=32)
     processor = tiny_processor()
     return UniMSETrainer(
         model=model if model is not None else tiny_model_for_training(),
@@ -340,8 +340,22 @@ def test_checkpoint_push_uploads_the_remote_code_processor_and_model_card(tmp_pa
 DDP_WORKER = textwrap.dedent("""
     import hashlib, json, os, sys
     import torch
+    from transformers import TrainerCallback
     sys.path.insert(0, {examples!r})
     import train_unimse
+    from unimse_hf.trainer_unimse import UniMSETrainer
+
+    class FirstStepGradients(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 0:
+                gradients = {{n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}}
+                torch.save(gradients, os.path.join({output_dir!r}, f"rank{{args.process_index}}_gradients.pt"))
+
+    trainer_init = UniMSETrainer.__init__
+    def init_with_gradient_recorder(self, *args, **kwargs):
+        trainer_init(self, *args, **kwargs)
+        self.add_callback(FirstStepGradients())
+    UniMSETrainer.__init__ = init_with_gradient_recorder
 
     trainer = train_unimse.main({argv!r})
     rank = trainer.args.process_index
@@ -349,7 +363,7 @@ DDP_WORKER = textwrap.dedent("""
     digest = hashlib.sha256()
     for name in sorted(state):
         digest.update(name.encode()); digest.update(state[name].detach().float().cpu().numpy().tobytes())
-    eval_metrics = json.load(open(os.path.join({output_dir!r}, "eval_results.json")))
+    eval_metrics = [entry for entry in trainer.state.log_history if "eval_mosi_num_samples" in entry][-1]
     with open(os.path.join({output_dir!r}, f"rank{{rank}}.json"), "w") as handle:
         json.dump({{"rank": rank, "world_size": trainer.args.world_size,
                    "distributed_type": str(trainer.accelerator.distributed_type),
@@ -359,28 +373,68 @@ DDP_WORKER = textwrap.dedent("""
 """)
 
 
-def test_two_cpu_processes_train_with_ddp_and_end_with_identical_parameters(tmp_path):
-    data_dir, output_dir = tmp_path / "data", tmp_path / "out"
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Launch examples/train_unimse.py on 2 CPU processes (3 steps of batch 4 per rank, dropout off, then
+    evaluation of 7 rows); each rank writes its report and its first-step gradients. Returns the output
+    folder and the script arguments shared by both ranks."""
+    root = tmp_path_factory.mktemp("ddp")
+    data_dir, output_dir = root / "data", root / "out"
     data_dir.mkdir()
+    output_dir.mkdir()
     Dataset.from_list(synthetic_rows(16, seed=12)).to_parquet(str(data_dir / "train.parquet"))
     Dataset.from_list(synthetic_rows(7, seed=13)).to_parquet(str(data_dir / "validation.parquet"))
-    argv = ["--tiny", "--dataset_dir", str(data_dir), "--output_dir", str(output_dir), "--use_cpu",
-            "--tokenizer_dir", str(REPO_ROOT / "data" / "t5"), "--do_train", "--do_eval", "--max_steps", "3",
-            "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2", "--save_strategy", "no",
-            "--report_to", "none", "--disable_tqdm", "true", "--seed", "0"]
-    worker = tmp_path / "worker.py"
-    worker.write_text(DDP_WORKER.format(examples=str(REPO_ROOT / "examples"), argv=argv, output_dir=str(output_dir)))
+    argv = ["--tiny", "--config_overrides", "dropout_rate=0.0,modality_dropout=0.0", "--dataset_dir", str(data_dir),
+            "--use_cpu", "--tokenizer_dir", str(REPO_ROOT / "data" / "t5"), "--do_train", "--do_eval",
+            "--max_steps", "3", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2",
+            "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--seed", "0",
+            "--generation_max_new_tokens", "32"]
+    worker = root / "worker.py"
+    worker.write_text(DDP_WORKER.format(examples=str(REPO_ROOT / "examples"),
+                                        argv=argv + ["--output_dir", str(output_dir)], output_dir=str(output_dir)))
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO_ROOT)]))}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(REPO_ROOT / "examples" / "accelerate" / "ddp_cpu_2proc.yaml"), str(worker)]
     result = subprocess.run(command, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
+    return output_dir, argv
+
+
+def test_two_cpu_processes_train_with_ddp_and_end_with_identical_parameters(ddp_run):
+    output_dir, _ = ddp_run
     reports = [json.loads((output_dir / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     print(f"DDP reports: {reports}")
     for rank, report in enumerate(reports):
         assert report["rank"] == rank and report["world_size"] == 2
         assert report["distributed_type"] == "DistributedType.MULTI_CPU"
         assert report["wrapped"] == "DistributedDataParallel" and report["global_step"] == 3
-        assert report["eval_num_samples"] == 7  # padding duplicates of the 2-rank gather were dropped
+        assert report["eval_num_samples"] == 7  # the padding duplicates of the 2-rank gather were dropped
     assert reports[0]["checksum"] == reports[1]["checksum"]
+
+
+def test_ddp_gradients_equal_single_process_gradient_accumulation(ddp_run, tmp_path, monkeypatch):
+    """2 ranks x batch 4 give the gradients of 1 process x batch 4 x 2 accumulation steps (the same 8 samples):
+    the LM term's global token normalisation and the per-rank contrastive terms are scaled alike."""
+    output_dir, argv = ddp_run
+    recorder = GradientRecorder()
+    trainer_init = UniMSETrainer.__init__
+
+    def init_with_recorder(self, *args, **kwargs):
+        trainer_init(self, *args, **kwargs)
+        self.add_callback(recorder)
+
+    monkeypatch.setattr(UniMSETrainer, "__init__", init_with_recorder)
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    import train_unimse
+
+    single = [a for a in argv if a not in ("--do_eval",)]
+    single[single.index("--max_steps") + 1] = "1"
+    train_unimse.main(single + ["--gradient_accumulation_steps", "2", "--output_dir", str(tmp_path)])
+    reference = recorder.gradients[0]
+    for rank in (0, 1):
+        distributed = torch.load(output_dir / f"rank{rank}_gradients.pt", weights_only=True)
+        assert distributed.keys() == reference.keys()
+        difference = max((distributed[k] - reference[k]).abs().max().item() for k in reference)
+        print(f"rank {rank}: max |DDP - single-process GA=2 gradient| = {difference:.3g}")
+        assert difference <= 1e-5
