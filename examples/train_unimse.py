@@ -68,8 +68,10 @@ class ModelArguments:
 class DataArguments:
     """Which data to train and evaluate on."""
 
-    dataset_dir: Optional[str] = field(
-        default=None, metadata={"help": "Folder with train/validation/test.parquet (examples/prepare_data.py)."}
+    dataset_dir: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "One or more folders with train/validation/test.parquet, e.g. one per corpus as "
+                          "examples/prepare_data.py writes them; their splits are concatenated."},
     )
     dataset_name: Optional[str] = field(default=None, metadata={"help": "A Hub dataset id with the same splits."})
     datasets: Optional[str] = field(
@@ -111,12 +113,16 @@ def parse_config_overrides(text: Optional[str]) -> dict[str, Any]:
 def load_splits(data_args: DataArguments) -> datasets.DatasetDict:
     """Load the splits, keep the requested corpora and cap the sizes."""
     if data_args.dataset_dir is not None:
-        files = {split: os.path.join(data_args.dataset_dir, f"{split}.parquet") for split in SPLITS}
-        files = {split: path for split, path in files.items() if os.path.isfile(path)}
-        if not files:
-            raise FileNotFoundError(f"no train/validation/test.parquet in {data_args.dataset_dir}")
-        # `Dataset.from_parquet` reads local files without `load_dataset`'s network usage ping.
-        raw = datasets.DatasetDict({split: datasets.Dataset.from_parquet(path) for split, path in files.items()})
+        parts: dict[str, list[datasets.Dataset]] = {}
+        for folder in data_args.dataset_dir:
+            files = {split: os.path.join(folder, f"{split}.parquet") for split in SPLITS}
+            files = {split: path for split, path in files.items() if os.path.isfile(path)}
+            if not files:
+                raise FileNotFoundError(f"no train/validation/test.parquet in {folder}")
+            for split, path in files.items():
+                # `Dataset.from_parquet` reads local files without `load_dataset`'s network usage ping.
+                parts.setdefault(split, []).append(datasets.Dataset.from_parquet(path))
+        raw = datasets.DatasetDict({split: concatenate_corpora(pieces) for split, pieces in parts.items()})
     else:
         raw = datasets.load_dataset(data_args.dataset_name)
     if data_args.datasets:
@@ -128,6 +134,20 @@ def load_splits(data_args: DataArguments) -> datasets.DatasetDict:
         if split in raw and limit is not None:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
     return raw
+
+
+def concatenate_corpora(pieces: list[datasets.Dataset]) -> datasets.Dataset:
+    """Concatenate one split of several corpora, casting columns that are all null in a corpus (e.g. MELD's
+    `visual`) to the type another corpus gives them."""
+    if len(pieces) == 1:
+        return pieces[0]
+    features = {}
+    for piece in pieces:
+        for name, feature in piece.features.items():
+            if name not in features or getattr(features[name], "dtype", None) == "null":
+                features[name] = feature
+    return datasets.concatenate_datasets([piece.cast(datasets.Features({n: features[n] for n in piece.features}))
+                                          for piece in pieces])
 
 
 def feature_dims(split: datasets.Dataset) -> dict[str, int]:

@@ -51,16 +51,21 @@ def schema_rows(split: str, count: int, seed: int) -> list[dict]:
 
 
 @pytest.fixture
-def dataset_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "prepared"
-    folder.mkdir()
-    for split, count, seed in (("train", 12, 0), ("validation", 5, 1), ("test", 4, 2)):
-        Dataset.from_list(schema_rows(split, count, seed)).to_parquet(str(folder / f"{split}.parquet"))
-    return folder
+def dataset_dir(tmp_path: Path) -> list[Path]:
+    """One prepared folder per corpus (as examples/prepare_data.py writes them): MOSI and MELD."""
+    folders = []
+    for corpus in ("mosi", "meld"):
+        folder = tmp_path / corpus
+        folder.mkdir()
+        for split, count, seed in (("train", 12, 0), ("validation", 5, 1), ("test", 4, 2)):
+            rows = [row for row in schema_rows(split, count, seed) if row["dataset"] == corpus]
+            Dataset.from_list(rows).to_parquet(str(folder / f"{split}.parquet"))
+        folders.append(folder)
+    return folders
 
 
-def common_argv(dataset_dir: Path, output_dir: Path) -> list[str]:
-    return ["--dataset_dir", str(dataset_dir), "--output_dir", str(output_dir), "--tokenizer_dir", str(T5_VOCAB_DIR),
+def common_argv(dataset_dir: list[Path], output_dir: Path) -> list[str]:
+    return ["--dataset_dir", *map(str, dataset_dir), "--output_dir", str(output_dir), "--tokenizer_dir", str(T5_VOCAB_DIR),
             "--use_cpu", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
             "--report_to", "none", "--disable_tqdm", "true", "--seed", "0", "--logging_steps", "1",
             "--generation_max_new_tokens", "32"]
@@ -81,7 +86,8 @@ def test_cli_trains_evaluates_and_saves_a_loadable_checkpoint_and_processor(data
     assert eval_metrics["eval_mosi_num_samples"] + eval_metrics["eval_meld_num_samples"] == 5
     assert {"test_mosi_mae", "test_meld_weighted_f1", "test_mean_primary"} <= set(test_metrics)
     predictions = [json.loads(line) for line in (output_dir / "test_predictions.jsonl").read_text().splitlines()]
-    assert [p["id"] for p in predictions] == [r["id"] for r in schema_rows("test", 4, 2)]
+    test_rows = schema_rows("test", 4, 2)
+    assert [p["id"] for p in predictions] == [r["id"] for c in ("mosi", "meld") for r in test_rows if r["dataset"] == c]
 
     model = AutoModelForSeq2SeqLM.from_pretrained(output_dir).eval()
     processor = AutoProcessor.from_pretrained(output_dir)
