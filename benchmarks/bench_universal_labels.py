@@ -77,7 +77,8 @@ def main() -> int:
     load_after = os.getloadavg()[0]
 
     rows = sum(len(c["train"]) for c in corpora.values())
-    command = "HF_HUB_OFFLINE=1 python " + " ".join(shlex.quote(a) for a in sys.argv)
+    environment = [f"{name}={os.environ[name]}" for name in ("PYTHONPATH", "HF_HUB_OFFLINE") if name in os.environ]
+    command = " ".join(environment + ["python"] + [shlex.quote(a) for a in sys.argv])
     lines = [
         "# Universal-label completion: timing",
         "",
@@ -99,6 +100,7 @@ def main() -> int:
         f"| nearest-neighbour matching (matrix products) | {report.matching_seconds:.2f} s |",
         f"| completion total, wall clock | {total_seconds:.1f} s |",
         f"| completion total, CPU time of this process | {cpu_seconds:.1f} s |",
+        f"| CPU time / threads (about the wall clock when nothing else runs) | {cpu_seconds / torch.get_num_threads():.1f} s |",
         f"| 1-minute load average before / after (other jobs on the machine) | {load_before:.1f} / {load_after:.1f} |",
         f"| every row labelled | {report.all_labelled} |",
         f"| every row polarity-consistent | {report.all_polarity_consistent} |",

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..labels import polarity_of_score
 from .errors import MalformedSourceError, PathLike, require_file
-from .schema import SPLITS, make_row, normalize_split
+from .schema import SPLITS, key_of_id, make_row, normalize_split
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +162,6 @@ def read_transcripts(path: PathLike) -> dict[str, str]:
 
 def attach_transcripts(rows: list[dict[str, Any]], transcripts: Mapping[str, str]) -> int:
     """Fill ``text`` of rows whose key has a transcript, joining by key; return how many were filled."""
-    from .schema import key_of_id
-
     filled = 0
     for row in rows:
         text = transcripts.get(key_of_id(row["id"]))
