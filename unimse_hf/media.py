@@ -147,6 +147,17 @@ class MediaFeatureSpec:
         """Return the spec as a JSON-serialisable dict."""
         return asdict(self)
 
+    def feature_extractor_kwargs(self) -> dict[str, Any]:
+        """Arguments for `UniMSEFeatureExtractor` so a checkpoint records (and enforces) this extractor."""
+        return {
+            "acoustic_dim": self.acoustic_dim,
+            "visual_dim": self.visual_dim,
+            "acoustic_frame_rate": self.acoustic_frame_rate,
+            "visual_frame_rate": self.visual_frame_rate,
+            "acoustic_feature_kind": self.acoustic_kind,
+            "visual_feature_kind": self.visual_kind,
+        }
+
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> "MediaFeatureSpec":
         """Build a spec from :meth:`to_dict`'s output; missing or unknown keys raise ``ValueError``."""
