@@ -25,6 +25,16 @@ import train_unimse  # noqa: E402
 ACOUSTIC_DIM, VISUAL_DIM = 5, 3
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread_torch():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core host they slow every step several
+    times over; run this module's in-process training on one thread and restore the setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def schema_rows(split: str, count: int, seed: int) -> list[dict]:
     """Rows of the UniMSE row schema: MOSI rows (frames, word timestamps) and MELD rows (context, no visual)."""
     rng = np.random.default_rng(seed)
@@ -75,7 +85,8 @@ def test_cli_trains_evaluates_and_saves_a_loadable_checkpoint_and_processor(data
     output_dir = tmp_path / "run"
     argv = ["--tiny", "--do_train", "--do_eval", "--do_predict", "--max_steps", "3", "--save_strategy", "no",
             "--config_overrides", "cl_label_weight=0.1,trainable_t5_blocks=[1]"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO_ROOT)]))}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO_ROOT)]))}
     result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "train_unimse.py"),
                              *argv, *common_argv(dataset_dir, output_dir)],
                             cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)

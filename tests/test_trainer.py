@@ -28,6 +28,16 @@ NEGATIVE = "negative,-1.5,sadness,sadness"
 WORDS = ["it", "was", "a", "really", "long", "day", "at", "the", "office", "honestly"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread_torch():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core host they slow every step several
+    times over; run this module's in-process training on one thread and restore the setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def synthetic_rows(count: int, seed: int, modalities: tuple[str, ...] = ("acoustic", "visual"),
                    informative: Optional[str] = None, constant_text: bool = False) -> list[dict[str, Any]]:
     """Rows of the UniMSE row schema (dataset `mosi`), alternating positive and negative labels.
@@ -188,17 +198,17 @@ def test_gradient_accumulation_gives_the_gradients_of_the_full_batch(tmp_path):
 
 
 def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path):
-    """6 steps straight vs 3 steps, a checkpoint, and a new trainer resuming it: equal weights. Dropout and
-    modality dropout are on, so this also checks that the checkpoint restores the RNG states."""
-    rows = synthetic_rows(24, seed=5)
-    common = dict(max_steps=6, save_strategy="steps", save_steps=3, per_device_train_batch_size=4)
+    """4 steps straight vs 2 steps, a checkpoint (mid-epoch), and a new trainer resuming it: equal weights.
+    Dropout and modality dropout are on, so this also checks that the checkpoint restores the RNG states."""
+    rows = synthetic_rows(16, seed=5)
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=4)
     straight = make_trainer(tmp_path / "straight", rows, model=tiny_model_for_training(), **common)
     straight.train()
-    checkpoint = tmp_path / "straight" / "checkpoint-3"
+    checkpoint = tmp_path / "straight" / "checkpoint-2"
     assert (checkpoint / "rng_state.pth").is_file() and (checkpoint / "optimizer.pt").is_file()
     resumed = make_trainer(tmp_path / "resumed", rows, model=tiny_model_for_training(seed=123), **common)
     resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert resumed.state.global_step == 6
+    assert resumed.state.global_step == 4
     expected, actual = straight.model.state_dict(), resumed.model.state_dict()
     difference = max((expected[k].float() - actual[k].float()).abs().max().item() for k in expected)
     changed = max((expected[k].float() - tiny_model_for_training().state_dict()[k].float()).abs().max().item()
@@ -292,7 +302,7 @@ def fusion_run(tmp_path: Path, informative: Optional[str]) -> float:
     train = synthetic_rows(64, seed=10, modalities=modalities, informative=informative, constant_text=True)
     held_out = synthetic_rows(32, seed=11, modalities=modalities, informative=informative, constant_text=True)
     model = tiny_model_for_training(dropout_rate=0.0, modality_dropout=0.0)
-    trainer = make_trainer(tmp_path / str(informative), train, model=model, max_steps=40,
+    trainer = make_trainer(tmp_path / str(informative), train, model=model, max_steps=60,
                            per_device_train_batch_size=16, optimizer_recipe="hf", lr_scheduler_type="constant",
                            warmup_steps=0, t5_learning_rate=1e-2, fusion_learning_rate=1e-2, logging_steps=20)
     trainer.train()

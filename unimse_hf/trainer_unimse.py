@@ -87,6 +87,9 @@ class UniMSETrainingArguments(Seq2SeqTrainingArguments):
         if self.generation_max_new_tokens < MIN_GENERATION_NEW_TOKENS:
             raise ValueError(f"`generation_max_new_tokens` must be >= {MIN_GENERATION_NEW_TOKENS} (B13), "
                              f"got {self.generation_max_new_tokens}")
+        if self.learning_rate != 5e-5:
+            logger.warning("UniMSETrainingArguments ignores `learning_rate`; set `t5_learning_rate` and "
+                           "`fusion_learning_rate` instead")
         if self.optimizer_recipe == "official":
             self._apply_official_schedule()
         super().__post_init__()
