@@ -156,9 +156,9 @@ def feature_dims(split: datasets.Dataset) -> dict[str, int]:
     for modality in ("acoustic", "visual"):
         if modality not in split.column_names:
             continue
-        for frames in split[modality]:
-            if frames:
-                dims[f"{modality}_dim"] = int(np.asarray(frames[0]).shape[-1])
+        for row in split.select_columns([modality]):
+            if row[modality]:
+                dims[f"{modality}_dim"] = int(np.asarray(row[modality][0]).shape[-1])
                 break
     return dims
 
