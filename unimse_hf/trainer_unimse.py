@@ -119,7 +119,8 @@ class UniMSETrainer(Seq2SeqTrainer):
             defaults to `unimse_hf.metrics.compute_unimse_metrics` (per-dataset prefixed metrics, the overall
             `parse_failure_rate` and the aggregate `mean_primary` for `metric_for_best_model`). References are
             the eval rows' `target` column (universal label strings), dataset names their `dataset` column.
-            Passing `compute_metrics` replaces the built-in computation altogether.
+            Passing `compute_metrics` replaces the built-in computation altogether; with
+            `predict_with_generate=False` evaluation reports the loss only.
         Other arguments are those of [`Seq2SeqTrainer`].
     """
 
@@ -130,7 +131,8 @@ class UniMSETrainer(Seq2SeqTrainer):
     def __init__(self, *args: Any, metrics_function: Optional[MetricsFunction] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.metrics_function = metrics_function
-        if self.compute_metrics is None and isinstance(self.processing_class, UniMSEProcessor):
+        generates = getattr(self.args, "predict_with_generate", False)
+        if self.compute_metrics is None and generates and isinstance(self.processing_class, UniMSEProcessor):
             self.compute_metrics = self._compute_generation_metrics
         self.accelerator.unwrap_model(self.model).freeze_for_fine_tuning()
         self._loss_component_totals: Optional[torch.Tensor] = None
