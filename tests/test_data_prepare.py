@@ -82,7 +82,14 @@ def test_prepared_folders_mix_into_a_joint_training_set(prepared):
     assert sorted(joint) == sorted(["train"] + [f"{s}_{n}" for n in ("mosi", "mosei", "meld") for s in ("validation", "test")])
     first = joint["train"].select(range(200))["dataset"]
     assert len(set(first)) == 3  # shuffled, not concatenated
-    assert load_joint_dataset(prepared, seed=7)["train"]["id"][:50] == joint["train"]["id"][:50]
+
+
+def test_joint_shuffle_is_seeded():
+    corpora = {"mosi": load_corpus("mosi", MOSI_LABELS), "meld": load_corpus("meld", MELD_DIR)}
+    corpora = {name: {"train": c["train"].map(lambda _: {"target": "neutral,0.0,neutral,neutral"})} for name, c in corpora.items()}
+    first, again = build_joint_dataset(corpora, seed=3), build_joint_dataset(corpora, seed=3)
+    other = build_joint_dataset(corpora, seed=4)
+    assert first["train"]["id"][:100] == again["train"]["id"][:100] != other["train"]["id"][:100]
 
 
 def test_joint_set_needs_completed_targets():
