@@ -143,7 +143,9 @@ def main() -> int:
     body += markdown_table(["rows", "acoustic batch shape", "ms per batch", "samples/s", "vs training step", "goal"], rows)
     body += goals
     body += ["", "A DataLoader worker (`num_workers >= 1`) runs collation off the training process; the ratio above is "
-             "per core, so even one worker keeps the step fed when the ratio is above 1."]
+             "per core, so even one worker keeps the step fed when the ratio is above 1. The consumer here is a CPU step; "
+             "a GPU step is faster by its GPU/CPU speed ratio (not measured: no GPU on this machine), which divides "
+             "these margins: rows in numpy format (`dataset.with_format(\"numpy\")`) keep the largest."]
     path = write_result("collation", "Collation throughput", body, started_at=started, machine=machine)
     print(f"wrote {path}")
     return 0

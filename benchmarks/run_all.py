@@ -116,6 +116,19 @@ def goal_lines(text: str, section: str) -> list[str]:
     return rows
 
 
+def earlier_statuses(path: Path) -> dict[str, tuple[str, str]]:
+    """Status rows (`| name | status | wall s |`) of a previously assembled `BENCHMARKS.md`, by benchmark name."""
+    if not path.exists():
+        return {}
+    names = set(SECTION_ORDER) | {result.stem for result in RESULTS_DIR.glob("*.md")}
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 3 and cells[0] in names and cells[0] not in found:
+            found[cells[0]] = (cells[1], cells[2])
+    return found
+
+
 def demoted(text: str) -> str:
     """A result section whose top heading is level 1 (other engineers' files), moved down one level."""
     if not text.lstrip().startswith("# "):
@@ -143,7 +156,8 @@ def assemble(statuses: list[RunStatus], total_seconds: float | None) -> Path:
         "per-round ratios. The model benchmarks time a single thread and judge CPU time of the process, which "
         "other jobs on a shared machine do not move (wall-time ratios are shown beside them).",
         "",
-        "This run:",
+        "Assembled on (each benchmark sets its own torch thread count and records its own machine line; "
+        "the wall times below are those of the run that produced each section):",
         "",
         *machine_description(),
         f"- Load average at the end: {load_average()}" + (f"; total wall time {total_seconds:.0f} s" if total_seconds else ""),
@@ -152,8 +166,17 @@ def assemble(statuses: list[RunStatus], total_seconds: float | None) -> Path:
         "|---|---|---|",
     ]
     run_names = {status.name for status in statuses}
+    earlier = earlier_statuses(REPO_ROOT / "BENCHMARKS.md")
     lines += [f"| {status.name} | {status.status} | {status.seconds:.0f} |" for status in statuses]
-    lines += [f"| {name} | result kept from an earlier run | |" for name in ordered if name not in run_names]
+    for name in [name for name in SECTION_ORDER if name not in run_names] + [n for n in ordered if n not in SECTION_ORDER]:
+        if name in run_names:
+            continue
+        if name in earlier:
+            status, seconds = earlier[name]
+            marker = "" if status.endswith("(earlier run)") else " (earlier run)"
+            lines.append(f"| {name} | {status}{marker} | {seconds} |")
+        elif name in files:
+            lines.append(f"| {name} | result kept from an earlier run | |")
     owners = [b for b in BENCHMARKS if b.owner_note]
     lines += ["", "Also run when their dependencies import: " + "; ".join(
         f"`benchmarks/{b.script}` ({b.owner_note})" for b in owners) + "."]
