@@ -8,6 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from transformers import PretrainedConfig
+from transformers.dynamic_module_utils import custom_object_save
+
 from .modeling_unimse import UniMSEForConditionalGeneration
 from .pipeline_unimse import PIPELINE_TASK, UniMSEPipeline
 from .processing_unimse import UniMSEProcessor
@@ -18,9 +21,25 @@ HUB_MODULES = (
     "feature_extraction_unimse.py",
     "processing_unimse.py",
     "labels.py",
+    "label_grammar.py",
     "pipeline_unimse.py",
 )
 """The flat modules a checkpoint needs for `trust_remote_code` loading."""
+
+
+def declare_custom_pipeline(config: PretrainedConfig) -> None:
+    """Record the `multimodal-sentiment-analysis` pipeline in `config.custom_pipelines` (saved in config.json)."""
+    module = UniMSEPipeline.__module__.split(".")[-1]
+    pipelines = dict(getattr(config, "custom_pipelines", None) or {})
+    pipelines[PIPELINE_TASK] = {"impl": f"{module}.{UniMSEPipeline.__name__}", "pt": ["AutoModelForSeq2SeqLM"]}
+    config.custom_pipelines = pipelines
+
+
+def write_pipeline_files(directory: str | os.PathLike) -> None:
+    """Copy the pipeline module (with its relative imports) and `handler.py` for Inference Endpoints."""
+    directory = Path(directory)
+    custom_object_save(UniMSEPipeline, str(directory))
+    shutil.copyfile(Path(__file__).with_name("endpoint_handler.py"), directory / "handler.py")
 
 
 def save_checkpoint(
@@ -36,10 +55,10 @@ def save_checkpoint(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    pipeline = UniMSEPipeline(model=model, processor=processor, task=PIPELINE_TASK)
-    pipeline.save_pretrained(directory)  # model + custom_pipelines entry + pipeline module
-    processor.save_pretrained(directory)  # processor_config.json with auto_map, tokenizer files
-    shutil.copyfile(Path(__file__).with_name("endpoint_handler.py"), directory / "handler.py")
+    declare_custom_pipeline(model.config)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    write_pipeline_files(directory)
     missing = [name for name in HUB_MODULES if not (directory / name).is_file()]
     if missing:
         raise RuntimeError(f"checkpoint in {directory} lacks Hub modules {missing}; was `unimse_hf` imported?")
@@ -48,4 +67,4 @@ def save_checkpoint(
     return directory
 
 
-__all__ = ["save_checkpoint", "HUB_MODULES"]
+__all__ = ["save_checkpoint", "declare_custom_pipeline", "write_pipeline_files", "HUB_MODULES"]

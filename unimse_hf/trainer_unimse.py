@@ -24,6 +24,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -34,6 +35,8 @@ from torch import nn
 from transformers import EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer_utils import HubStrategy
 
+from .checkpoint import declare_custom_pipeline, write_pipeline_files
+from .model_card import build_model_card
 from .processing_unimse import UniMSEProcessor
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,6 @@ logger = logging.getLogger(__name__)
 OPTIMIZER_RECIPES = ("official", "hf")
 LOSS_COMPONENTS = ("lm_loss", "cl_ta", "cl_tv", "cl_label")
 MIN_GENERATION_NEW_TOKENS = 32
-MODEL_CARD_TAGS = ["unimse", "custom_code", "multimodal", "sentiment-analysis", "emotion-recognition"]
 
 MetricsFunction = Callable[[Sequence[str], Sequence[str], Sequence[str]], dict[str, float]]
 """(generated texts, gold universal labels, dataset names) -> flat metrics dict."""
@@ -297,8 +299,42 @@ class UniMSETrainer(Seq2SeqTrainer):
 
     # ------------------------------------------------------------------ saving and pushing
 
+    def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
+        """Save as transformers does, plus the pipeline declaration and files, so every checkpoint is complete."""
+        model = self.accelerator.unwrap_model(self.model)
+        declare_custom_pipeline(model.config)
+        super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save:
+            write_pipeline_files(output_dir if output_dir is not None else self.args.output_dir)
+
+    def create_model_card(self, model_name: Optional[str] = None, finetuned_from: Optional[str] = None,
+                          dataset: Optional[Any] = None, **kwargs: Any) -> None:
+        """Write README.md from the project's template, with the latest measured evaluation metrics only."""
+        if not self.is_world_process_zero():
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        metrics = next((entry for entry in reversed(self.state.log_history)
+                        if any(key.startswith("eval_") for key in entry)), {})
+        repo_id = self.args.hub_model_id or model_name or os.path.basename(os.path.abspath(self.args.output_dir))
+        extractor = getattr(self.processing_class, "feature_extractor", None)
+        card = build_model_card(
+            model.config, model_name=model_name or os.path.basename(repo_id), repo_id=repo_id,
+            eval_metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            datasets=sorted(set(_column(self.eval_dataset, "dataset") or [])) if self.eval_dataset is not None else (),
+            base_model=finetuned_from,
+            training=(f"Fine-tuned with `UniMSETrainer` ({self.args.optimizer_recipe} recipe, T5 blocks "
+                      f"{model.config.trainable_t5_blocks} at lr {self.args.t5_learning_rate}, fusion modules at lr "
+                      f"{self.args.fusion_learning_rate}, weight decay {self.args.weight_decay}) for "
+                      f"{self.state.global_step} steps of batch {self.args.per_device_train_batch_size} "
+                      f"× {self.args.gradient_accumulation_steps} accumulation × {self.args.world_size} processes."),
+            acoustic_kind=getattr(extractor, "acoustic_feature_kind", "unspecified"),
+            visual_kind=getattr(extractor, "visual_feature_kind", "unspecified"),
+        )
+        Path(self.args.output_dir).mkdir(parents=True, exist_ok=True)
+        Path(self.args.output_dir, "README.md").write_text(str(card), encoding="utf-8")
+
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        """Push as transformers does, after putting the remote code and a model card in `output_dir`.
+        """Push as transformers does, after putting the remote code and the model card in `output_dir`.
 
         transformers copies only the config and weight files of the checkpoint into `output_dir`; without the
         `.py` modules the pushed `config.json`'s `auto_map` would point at files that are not in the repo.
@@ -307,7 +343,10 @@ class UniMSETrainer(Seq2SeqTrainer):
             os.makedirs(self.args.output_dir, exist_ok=True)
             for module in glob.glob(os.path.join(checkpoint_folder, "*.py")):
                 shutil.copy(module, os.path.join(self.args.output_dir, os.path.basename(module)))
-            self.create_model_card(tags=list(MODEL_CARD_TAGS))
+            for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
+                if os.path.isfile(os.path.join(checkpoint_folder, name)):
+                    shutil.copy(os.path.join(checkpoint_folder, name), os.path.join(self.args.output_dir, name))
+            self.create_model_card()
         super()._push_from_checkpoint(checkpoint_folder)
 
 
