@@ -217,6 +217,22 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype, sizes: tuple[int
     return best
 
 
+def flop_breakdown_lines(pair: ModelPair, batch: dict[str, torch.Tensor]) -> list[str]:
+    """Markdown: forward FLOPs of UniMSE's added modules and the whole-step FLOP difference to T5."""
+    breakdown = fusion_flop_breakdown(pair.unimse, batch)
+    unimse_step_flops = count_step_flops(training_step_function(pair.unimse, pair.unimse_optimizer, batch, lambda: None))
+    t5_step_flops = count_step_flops(training_step_function(pair.t5, pair.t5_optimizer, text_only(batch), lambda: None))
+    flop_lines = ["Forward FLOPs of UniMSE's added modules in one training-mode forward (`FlopCounterMode`):", ""]
+    flop_lines += markdown_table(["part", "forward GFLOP", "share of the UniMSE forward"],
+                                 [[part, f"{value / 1e9:.3f}", f"{value / breakdown['whole forward']:.1%}"]
+                                  for part, value in breakdown.items()])
+    flop_lines += ["", f"Whole training step (forward + backward): UniMSE {unimse_step_flops / 1e9:.2f} GFLOP, T5 "
+                   f"{t5_step_flops / 1e9:.2f} GFLOP, difference {(unimse_step_flops - t5_step_flops) / 1e9:.2f} GFLOP "
+                   f"({unimse_step_flops / t5_step_flops - 1:.1%} of T5), i.e. the adapters' forward FLOPs about three times "
+                   "(forward, weight gradients, input gradients)."]
+    return flop_lines
+
+
 def profile_training_steps(pair: ModelPair, batch: dict[str, torch.Tensor], row_limit: int = 12) -> list[str]:
     """Profile one UniMSE and one T5 training step with `torch.profiler` (CPU) and describe where the extra time goes.
 
@@ -255,18 +271,7 @@ def profile_training_steps(pair: ModelPair, batch: dict[str, torch.Tensor], row_
     finally:
         UniMSEFusionAdapter.forward, UniMSEModalityEncoder.forward = original_adapter, original_encoder
         UniMSEForConditionalGeneration._contrastive_terms = original_contrastive
-    breakdown = fusion_flop_breakdown(pair.unimse, batch)
-    unimse_step_flops = count_step_flops(training_step_function(pair.unimse, pair.unimse_optimizer, batch, lambda: None))
-    t5_step_flops = count_step_flops(training_step_function(pair.t5, pair.t5_optimizer, text_only(batch), lambda: None))
-    flop_lines = ["Forward FLOPs of UniMSE's added modules in one training-mode forward (`FlopCounterMode`):", ""]
-    flop_lines += markdown_table(["part", "forward GFLOP", "share of the UniMSE forward"],
-                                 [[part, f"{value / 1e9:.3f}", f"{value / breakdown['whole forward']:.1%}"]
-                                  for part, value in breakdown.items()])
-    flop_lines += ["", f"Whole training step (forward + backward): UniMSE {unimse_step_flops / 1e9:.2f} GFLOP, T5 "
-                   f"{t5_step_flops / 1e9:.2f} GFLOP, difference {(unimse_step_flops - t5_step_flops) / 1e9:.2f} GFLOP "
-                   f"({unimse_step_flops / t5_step_flops - 1:.1%} of T5), i.e. the adapters' forward FLOPs about three times "
-                   "(forward, weight gradients, input gradients)."]
-    lines = [*flop_lines, "", f"`torch.profiler` (CPU), one step each, ops' self time summed (wall time per op, so it moves with the load of a shared machine; the FLOP counts above do not): UniMSE {step_seconds['UniMSE']:.3f} s, "
+    lines = [f"`torch.profiler` (CPU), one step each, ops' self time summed (wall time per op, so it moves with the load of a shared machine; the FLOP counts above do not): UniMSE {step_seconds['UniMSE']:.3f} s, "
              f"T5 {step_seconds['T5']:.3f} s, difference {step_seconds['UniMSE'] - step_seconds['T5']:+.3f} s.", "",
              "Forward time inside the UniMSE modules (inclusive CPU time of the labelled ranges):", ""]
     lines += markdown_table(["range", "CPU s", "share of the UniMSE step"],
@@ -460,6 +465,10 @@ def main() -> int:
             [[kind, f"{m['parameters'] / 1e6:.1f} M", f"{m['trainable'] / 1e6:.1f} M", f"{m['rss_before_mib']:.0f}",
               f"{m['peak_first_step_mib']:.0f}", f"{m['peak_two_steps_mib']:.0f}",
               f"{m['peak_two_steps_mib'] - m['rss_before_mib']:.0f}"] for kind, m in memory.items()])
+
+    body += ["", "### Where UniMSE's extra work is", ""]
+    for size, result in results.items():
+        body += [f"#### {size}", "", *flop_breakdown_lines(result["pair"], result["batch"]), ""]
 
     missed = [size for size, result in results.items()
               if max(quartiles(result["train_ratio"].ratios)[1], quartiles(result["eval_ratio"].ratios)[1]) > RATIO_GOALS[size]]
