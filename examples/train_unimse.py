@@ -244,18 +244,22 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    card_metrics = None
     if training_args.do_eval:
-        metrics = trainer.evaluate(raw["validation"], metric_key_prefix="eval")
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
+        card_metrics = trainer.evaluate(raw["validation"], metric_key_prefix="eval")
+        trainer.log_metrics("eval", card_metrics)
+        trainer.save_metrics("eval", card_metrics)
     if training_args.do_predict:
         test = raw["test"]
         output = trainer.predict(test, metric_key_prefix="test")
+        card_metrics = output.metrics
         trainer.log_metrics("test", output.metrics)
         trainer.save_metrics("test", output.metrics)
         if trainer.is_world_process_zero():
             write_predictions(os.path.join(training_args.output_dir, "test_predictions.jsonl"), test,
                               processor, output.predictions)
+    if training_args.do_train:
+        trainer.create_model_card(metrics=card_metrics)
     return trainer
 
 

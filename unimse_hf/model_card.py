@@ -54,9 +54,10 @@ def build_model_card(
     acoustic_kind: str = "unspecified",
     visual_kind: str = "unspecified",
     widget_examples: Sequence[str] = ("it was really good", "I can't believe you did that!"),
+    split: str = "test",
 ) -> ModelCard:
-    """Fill `model_card.md` with the config, the measured metrics (as `model-index`) and a usage snippet."""
-    eval_results = eval_results_from_metrics(eval_metrics or {})
+    """Fill `model_card.md` with the config, the measured metrics (as `model-index`, on `split`) and a usage snippet."""
+    eval_results = eval_results_from_metrics(eval_metrics or {}, split=split)
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text-classification",

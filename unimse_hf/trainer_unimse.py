@@ -272,9 +272,19 @@ class UniMSETrainer(Seq2SeqTrainer):
 
     def prediction_step(self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,
                         ignore_keys: Optional[list[str]] = None, **gen_kwargs: Any):
-        """`Seq2SeqTrainer.prediction_step` without the trainer-only `contrastive_label_ids`."""
+        """`Seq2SeqTrainer.prediction_step` without the trainer-only `contrastive_label_ids`.
+
+        Seq2SeqTrainer writes the default `max_length` (20) into the model's generation config after each
+        step; it is removed again so that `max_new_tokens` alone bounds the next generation (B13).
+        """
         inputs = {key: value for key, value in inputs.items() if key != "contrastive_label_ids"}
-        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        generation_config = self.accelerator.unwrap_model(model).generation_config
+        had_max_length = generation_config.max_length
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        finally:
+            if "max_new_tokens" in gen_kwargs or getattr(self, "_gen_kwargs", {}).get("max_new_tokens") is not None:
+                generation_config.max_length = had_max_length
 
     def _compute_generation_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
         """Decode, truncate the DDP padding duplicates, and score with `metrics_function`."""
@@ -308,18 +318,21 @@ class UniMSETrainer(Seq2SeqTrainer):
             write_pipeline_files(output_dir if output_dir is not None else self.args.output_dir)
 
     def create_model_card(self, model_name: Optional[str] = None, finetuned_from: Optional[str] = None,
-                          dataset: Optional[Any] = None, **kwargs: Any) -> None:
-        """Write README.md from the project's template, with the latest measured evaluation metrics only."""
+                          metrics: Optional[dict[str, float]] = None, **kwargs: Any) -> None:
+        """Write README.md from the project's template, with measured metrics only: `metrics` (e.g. the
+        `test_*` results of `predict`) or else the latest evaluation logged during training."""
         if not self.is_world_process_zero():
             return
         model = self.accelerator.unwrap_model(self.model)
-        metrics = next((entry for entry in reversed(self.state.log_history)
-                        if any(key.startswith("eval_") for key in entry)), {})
+        if metrics is None:
+            metrics = next((entry for entry in reversed(self.state.log_history)
+                            if any(key.startswith("eval_") for key in entry)), {})
         repo_id = self.args.hub_model_id or model_name or os.path.basename(os.path.abspath(self.args.output_dir))
         extractor = getattr(self.processing_class, "feature_extractor", None)
         card = build_model_card(
             model.config, model_name=model_name or os.path.basename(repo_id), repo_id=repo_id,
             eval_metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            split="test" if any(key.startswith("test_") for key in metrics) else "validation",
             datasets=sorted(set(_column(self.eval_dataset, "dataset") or [])) if self.eval_dataset is not None else (),
             base_model=finetuned_from,
             training=(f"Fine-tuned with `UniMSETrainer` ({self.args.optimizer_recipe} recipe, T5 blocks "
