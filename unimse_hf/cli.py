@@ -21,10 +21,13 @@ def _load_features(path: Optional[str], name: str) -> Optional[np.ndarray]:
 
 def predict(args: argparse.Namespace) -> dict:
     """Run the checkpoint's pipeline on the given transcript and media or features."""
-    from transformers import pipeline
+    from transformers import AutoConfig, pipeline
 
     import unimse_hf  # noqa: F401  (registers the pipeline task for local checkpoints)
 
+    model_type = AutoConfig.from_pretrained(args.model, revision=args.revision, trust_remote_code=True).model_type
+    if model_type != "unimse":
+        raise ValueError(f"--model {args.model} is a {model_type!r} checkpoint, not a UniMSE one")
     pipe = pipeline(task="multimodal-sentiment-analysis", model=args.model, revision=args.revision,
                     trust_remote_code=True)
     inputs = {"text": args.text, "audio": args.audio, "video": args.video,

@@ -271,6 +271,14 @@ class UniMSEPreTrainedModel(PreTrainedModel):
     # The LM loss is a per-batch mean that ignores `num_items_in_batch`; the Trainer must scale it.
     accepts_loss_kwargs = False
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, reading weights from safetensors only unless the caller passes
+        `use_safetensors=False` (pickle-based `.bin` files can execute code when loaded)."""
+        if kwargs.get("use_safetensors") is None:
+            kwargs["use_safetensors"] = True
+        return super().from_pretrained(*args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         """Initialise the UniMSE modules; the T5 stacks are initialised by T5's own rule."""
         config = self.config

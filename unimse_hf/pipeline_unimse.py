@@ -36,6 +36,12 @@ class UniMSEPipeline(Pipeline):
     _load_feature_extractor = False
     _load_image_processor = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.model, "acoustic_encoder") or not hasattr(self.processor, "feature_extractor"):
+            raise ValueError(f"`model` must be a UniMSE checkpoint with its processor; got a "
+                             f"{type(self.model).__name__} with {type(self.processor).__name__}")
+
     def _sanitize_parameters(self, max_new_tokens: Optional[int] = None, num_beams: Optional[int] = None,
                              structured: Optional[bool] = None, return_emotion_scores: Optional[bool] = None,
                              **kwargs):
