@@ -30,11 +30,10 @@ import datasets
 import numpy as np
 import transformers
 from transformers import HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProcessor
 from unimse_hf.data_collator import UniMSEDataCollator
-from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments
+from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -211,9 +210,12 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
 
     resume = training_args.resume_from_checkpoint
     if resume == "latest":
-        resume = get_last_checkpoint(training_args.output_dir)
+        # The newest checkpoint written completely: a run killed while saving leaves an incomplete folder.
+        resume = last_complete_checkpoint(training_args.output_dir, world_size=training_args.world_size,
+                                          save_only_model=training_args.save_only_model)
         if resume is None:
-            raise ValueError(f"--resume_from_checkpoint latest: no checkpoint in {training_args.output_dir}")
+            raise ValueError(f"--resume_from_checkpoint latest: no complete checkpoint in {training_args.output_dir}")
+        logger.info(f"--resume_from_checkpoint latest: resuming from {resume}")
 
     set_seed(training_args.seed)
     raw = load_splits(data_args)

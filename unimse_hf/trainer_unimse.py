@@ -11,7 +11,11 @@
   `optimizer_recipe="official"` (Adam with coupled L2 decay, constant LR, no clipping, no warmup: reference
   B9) or `"hf"` (AdamW with the scheduler, warmup and clipping of the arguments).
 * Evaluation generates, parses the universal labels and computes per-dataset metrics plus an aggregate.
-* Every Hub push carries the remote code, the processor and a model card.
+* Every Hub push carries the remote code, the processor and a model card. A background checkpoint push that
+  fails is logged and does not stop training; the next save pushes again, and the end of training retries once
+  when the latest checkpoint is not on the Hub yet.
+* `last_complete_checkpoint` finds the newest checkpoint that was written completely (a run killed while saving
+  leaves an incomplete folder); `train(resume_from_checkpoint=True | "latest")` resumes from it.
 
 This module is not uploaded with checkpoints.
 """
@@ -19,8 +23,10 @@ This module is not uploaded with checkpoints.
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transformers import EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
-from transformers.trainer_utils import HubStrategy
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
 from .checkpoint import declare_custom_pipeline, write_pipeline_files
 from .model_card import build_model_card
@@ -44,6 +50,13 @@ logger = logging.getLogger(__name__)
 OPTIMIZER_RECIPES = ("official", "hf")
 LOSS_COMPONENTS = ("lm_loss", "cl_ta", "cl_tv", "cl_label")
 MIN_GENERATION_NEW_TOKENS = 32
+
+CHECKPOINT_FOLDER_PATTERN = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+TRAINER_STATE_FILE = "trainer_state.json"
+TRAINING_STATE_FILES = ("optimizer.pt", "scheduler.pt")
+"""Written by `Trainer._save_optimizer_and_scheduler` (single process or DDP, no DeepSpeed/FSDP)."""
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 MetricsFunction = Callable[[Sequence[str], Sequence[str], Sequence[str]], dict[str, float]]
 """(generated texts, gold universal labels, dataset names) -> flat metrics dict."""
@@ -139,6 +152,27 @@ class UniMSETrainer(Seq2SeqTrainer):
         self.accelerator.unwrap_model(self.model).freeze_for_fine_tuning()
         self._loss_component_totals: Optional[torch.Tensor] = None
         self._metrics_rows: Any = None
+        self._latest_saved_checkpoint: Optional[str] = None  # newest checkpoint handed to `_push_from_checkpoint`
+        self._checkpoint_being_pushed: Optional[str] = None  # the one the jobs in `push_in_progress` upload
+        self._reported_push_failures: set[int] = set()  # ids of failed push futures already logged
+
+    # ------------------------------------------------------------------ training and resuming
+
+    def train(self, resume_from_checkpoint: Optional[Union[str, bool]] = None, trial: Any = None,
+              ignore_keys_for_eval: Optional[list[str]] = None, **kwargs: Any):
+        """`Trainer.train`, resuming from the newest *complete* checkpoint for `resume_from_checkpoint=True` or
+        `"latest"` (transformers takes the newest folder, even one a killed save left incomplete), and pushing
+        the latest checkpoint again at the end when its background push failed or was skipped."""
+        if resume_from_checkpoint is True or resume_from_checkpoint == "latest":
+            found = last_complete_checkpoint(self.args.output_dir, world_size=self.args.world_size,
+                                             save_only_model=self.args.save_only_model)
+            if found is None:
+                raise ValueError(f"No complete checkpoint found in output directory ({self.args.output_dir})")
+            resume_from_checkpoint = found
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                               ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+        self._push_missed_checkpoint()
+        return output
 
     # ------------------------------------------------------------------ loss
 
@@ -351,16 +385,152 @@ class UniMSETrainer(Seq2SeqTrainer):
 
         transformers copies only the config and weight files of the checkpoint into `output_dir`; without the
         `.py` modules the pushed `config.json`'s `auto_map` would point at files that are not in the repo.
+        Each push is one commit of `output_dir` (and one of the checkpoint folder), so a failed push changes
+        nothing on the Hub. A failed earlier push is logged here; this push uploads what it missed, because it
+        uploads the whole folder. While an earlier push is still running nothing is copied (the background
+        upload is reading those files) and, as in transformers, this save is not pushed; `train` pushes the
+        latest checkpoint at the end if it was not pushed.
         """
-        if self.is_world_process_zero() and self.args.hub_strategy != HubStrategy.END:
-            os.makedirs(self.args.output_dir, exist_ok=True)
-            for module in glob.glob(os.path.join(checkpoint_folder, "*.py")):
-                shutil.copy(module, os.path.join(self.args.output_dir, os.path.basename(module)))
-            for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
-                if os.path.isfile(os.path.join(checkpoint_folder, name)):
-                    shutil.copy(os.path.join(checkpoint_folder, name), os.path.join(self.args.output_dir, name))
-            self.create_model_card()
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        self._latest_saved_checkpoint = checkpoint_folder
+        self._report_failed_pushes()
+        push_running = self.push_in_progress is not None and not self.push_in_progress.is_done()
+        if push_running and not self.args.hub_always_push:
+            logger.info(f"Not pushing {checkpoint_folder}: the previous push is still running")
+            return
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        for module in glob.glob(os.path.join(checkpoint_folder, "*.py")):
+            shutil.copy(module, os.path.join(self.args.output_dir, os.path.basename(module)))
+        for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
+            if os.path.isfile(os.path.join(checkpoint_folder, name)):
+                shutil.copy(os.path.join(checkpoint_folder, name), os.path.join(self.args.output_dir, name))
+        self.create_model_card()
         super()._push_from_checkpoint(checkpoint_folder)
+        self._checkpoint_being_pushed = checkpoint_folder
+
+    def _report_failed_pushes(self) -> bool:
+        """Log each finished background push job that failed (once); True when the current push failed.
+
+        transformers' `PushInProgress.wait_until_done` never looks at the jobs' exceptions, so without this a
+        failed push would go unnoticed.
+        """
+        push_in_progress = getattr(self, "push_in_progress", None)
+        jobs = [] if push_in_progress is None else list(push_in_progress.jobs)
+        failed = False
+        for job in jobs:
+            if not job.done():
+                continue
+            error = None if job.cancelled() else job.exception()
+            if job.cancelled() or error is not None:
+                failed = True
+                if id(job) not in self._reported_push_failures:
+                    self._reported_push_failures.add(id(job))
+                    logger.warning(f"Push of {self._checkpoint_being_pushed} to {self.hub_model_id} failed "
+                                   f"({'cancelled' if job.cancelled() else repr(error)}); training continues and "
+                                   "the next push uploads what was missed")
+        return failed
+
+    def _push_missed_checkpoint(self) -> None:
+        """After training: if the latest checkpoint's push failed or was skipped, push it once more (blocking).
+
+        A failure of this retry is logged, not raised (the trained model is saved locally); `push_to_hub()`
+        uploads it later.
+        """
+        if not self.args.push_to_hub or not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        latest = self._latest_saved_checkpoint
+        if latest is None or not os.path.isdir(latest):
+            return
+        self._finish_current_push()
+        if not self._report_failed_pushes() and self._checkpoint_being_pushed == latest:
+            return
+        logger.warning(f"{latest} is not on the Hub yet; pushing it again")
+        self._push_from_checkpoint(latest)
+        self._finish_current_push()
+        if self._report_failed_pushes():
+            logger.warning(f"Pushing {latest} failed again; call `trainer.push_to_hub()` to upload the final model")
+
+
+def checkpoint_problems(checkpoint_folder: Union[str, os.PathLike], world_size: int = 1,
+                        save_only_model: bool = False) -> list[str]:
+    """What is missing or broken in a `checkpoint-N` folder written by the Trainer; empty when it is complete.
+
+    Complete means: `config.json`; the weights (`model.safetensors` or `pytorch_model.bin`, or an index with
+    every shard it names); unless `save_only_model`, `optimizer.pt`, `scheduler.pt` and the RNG state
+    (`rng_state.pth`, or `rng_state_{rank}.pth` for each of `world_size` processes); all non-empty; and
+    `trainer_state.json` parsing with `global_step == N`. transformers 5 writes these files straight into the
+    final folder (no temporary folder and rename), in the order model, optimizer, scheduler, RNG states,
+    trainer state, so a process killed while saving leaves the folder without (or with a truncated)
+    `trainer_state.json`.
+    """
+    folder = Path(checkpoint_folder)
+    match = CHECKPOINT_FOLDER_PATTERN.match(folder.name)
+    if match is None:
+        return [f"{folder.name} is not named {PREFIX_CHECKPOINT_DIR}-<step>"]
+    problems: list[str] = []
+
+    def check_file(name: str) -> None:
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size == 0:
+            problems.append(f"{name} is empty")
+
+    check_file("config.json")
+    index_name = next((name for name in WEIGHT_INDEX_FILES if (folder / name).is_file()), None)
+    if index_name is not None:
+        try:
+            shards = sorted(set(json.loads((folder / index_name).read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            problems.append(f"{index_name} is unreadable ({error})")
+            shards = []
+        for shard in shards:
+            check_file(shard)
+    elif not any((folder / name).is_file() for name in WEIGHT_FILES):
+        problems.append(f"no model weights ({' or '.join(WEIGHT_FILES)})")
+    else:
+        check_file(next(name for name in WEIGHT_FILES if (folder / name).is_file()))
+    if not save_only_model:
+        for name in TRAINING_STATE_FILES:
+            check_file(name)
+        for name in (["rng_state.pth"] if world_size <= 1 else [f"rng_state_{rank}.pth" for rank in range(world_size)]):
+            check_file(name)
+    state_path = folder / TRAINER_STATE_FILE
+    if not state_path.is_file():
+        problems.append(f"{TRAINER_STATE_FILE} is missing")
+    else:
+        try:
+            global_step = json.loads(state_path.read_text(encoding="utf-8"))["global_step"]
+        except (ValueError, KeyError, TypeError) as error:
+            problems.append(f"{TRAINER_STATE_FILE} is unreadable ({error!r})")
+        else:
+            if global_step != int(match.group(1)):
+                problems.append(f"{TRAINER_STATE_FILE} has global_step {global_step}, not {match.group(1)}")
+    return problems
+
+
+def last_complete_checkpoint(output_dir: Union[str, os.PathLike], world_size: int = 1,
+                             save_only_model: bool = False) -> Optional[str]:
+    """The newest `checkpoint-N` folder of `output_dir` that is complete (see `checkpoint_problems`), or None.
+
+    Unlike `transformers.trainer_utils.get_last_checkpoint`, which returns the newest folder whatever its
+    content, this skips folders that a run killed while saving left incomplete, logging a warning that names
+    each skipped folder and what it lacks.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    steps_and_folders = []
+    for name in os.listdir(output_dir):
+        match = CHECKPOINT_FOLDER_PATTERN.match(name)
+        if match is not None and os.path.isdir(os.path.join(output_dir, name)):
+            steps_and_folders.append((int(match.group(1)), os.path.join(output_dir, name)))
+    for _, folder in sorted(steps_and_folders, reverse=True):
+        problems = checkpoint_problems(folder, world_size=world_size, save_only_model=save_only_model)
+        if not problems:
+            return folder
+        logger.warning(f"Skipping incomplete checkpoint {folder}: {'; '.join(problems)}")
+    return None
 
 
 def unimse_parameter_groups(
@@ -428,4 +598,4 @@ def _column(rows: Any, name: str) -> Optional[list[Any]]:
 
 
 __all__ = ["UniMSETrainer", "UniMSETrainingArguments", "unimse_parameter_groups", "supervised_contrastive_loss",
-           "OPTIMIZER_RECIPES", "LOSS_COMPONENTS"]
+           "last_complete_checkpoint", "checkpoint_problems", "OPTIMIZER_RECIPES", "LOSS_COMPONENTS"]
