@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transformers import EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy, TrainOutput
 
 from .checkpoint import declare_custom_pipeline, write_pipeline_files
 from .model_card import build_model_card
@@ -154,12 +154,12 @@ class UniMSETrainer(Seq2SeqTrainer):
         self._metrics_rows: Any = None
         self._latest_saved_checkpoint: Optional[str] = None  # newest checkpoint handed to `_push_from_checkpoint`
         self._checkpoint_being_pushed: Optional[str] = None  # the one the jobs in `push_in_progress` upload
-        self._reported_push_failures: set[int] = set()  # ids of failed push futures already logged
+        self._reported_push_failures: set[Any] = set()  # failed push futures already logged
 
     # ------------------------------------------------------------------ training and resuming
 
     def train(self, resume_from_checkpoint: Optional[Union[str, bool]] = None, trial: Any = None,
-              ignore_keys_for_eval: Optional[list[str]] = None, **kwargs: Any):
+              ignore_keys_for_eval: Optional[list[str]] = None, **kwargs: Any) -> TrainOutput:
         """`Trainer.train`, resuming from the newest *complete* checkpoint for `resume_from_checkpoint=True` or
         `"latest"` (transformers takes the newest folder, even one a killed save left incomplete), and pushing
         the latest checkpoint again at the end when its background push failed or was skipped."""
@@ -395,7 +395,8 @@ class UniMSETrainer(Seq2SeqTrainer):
             return
         self._latest_saved_checkpoint = checkpoint_folder
         self._report_failed_pushes()
-        push_running = self.push_in_progress is not None and not self.push_in_progress.is_done()
+        push_in_progress = getattr(self, "push_in_progress", None)
+        push_running = push_in_progress is not None and not push_in_progress.is_done()
         if push_running and not self.args.hub_always_push:
             logger.info(f"Not pushing {checkpoint_folder}: the previous push is still running")
             return
@@ -424,8 +425,8 @@ class UniMSETrainer(Seq2SeqTrainer):
             error = None if job.cancelled() else job.exception()
             if job.cancelled() or error is not None:
                 failed = True
-                if id(job) not in self._reported_push_failures:
-                    self._reported_push_failures.add(id(job))
+                if job not in self._reported_push_failures:
+                    self._reported_push_failures.add(job)
                     logger.warning(f"Push of {self._checkpoint_being_pushed} to {self.hub_model_id} failed "
                                    f"({'cancelled' if job.cancelled() else repr(error)}); training continues and "
                                    "the next push uploads what was missed")
