@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unimse_hf import UniMSEProcessor, UniversalLabel
-from unimse_hf.feature_extraction_unimse import average_frames_per_span, proportional_word_spans
+from unimse_hf.feature_extraction_unimse import WordLayout, average_frames_per_span
 from unimse_testing import random_frames, tiny_processor
 
 
@@ -62,9 +62,10 @@ def test_a_word_between_frame_centres_takes_the_nearest_frame():
     assert average_frames_per_span(frames, np.array([[2.1, 2.2]]))[0, 0] == 2.0
 
 
-def test_proportional_spans_cover_the_clip():
-    spans = proportional_word_spans([1, 3], 8.0)
-    assert spans.tolist() == [[0.0, 2.0], [2.0, 8.0]]
+def test_proportional_spans_split_each_clip_by_word_length():
+    layout = WordLayout([[0, 1], [0, 1, 2]], word_timestamps=None, word_lengths=[[1, 3], [2, 2, 4]])
+    assert layout.spans.tolist() == [[0.0, 0.25], [0.25, 1.0], [0.0, 0.25], [0.25, 0.5], [0.5, 1.0]]
+    assert layout.token_words.tolist() == [[0, 1, -1], [2, 3, 4]]
 
 
 def test_labels_are_encoded_with_minus_100_padding_and_parsed_back():
@@ -115,3 +116,16 @@ def test_feature_kind_mismatch_is_refused(tmp_path):
         processor("hi", acoustic=[np.zeros((3, 8))], acoustic_feature_kind="librosa-25")
     finally:
         processor.feature_extractor.acoustic_feature_kind = "unspecified"
+
+
+def test_segment_means_equal_a_loop_for_disjoint_and_overlapping_ranges():
+    from unimse_hf.feature_extraction_unimse import segment_means
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        frames = rng.standard_normal((int(rng.integers(1, 60)), 3)).astype(np.float32)
+        count = len(frames)
+        low = np.sort(rng.integers(0, count, int(rng.integers(1, 8))))
+        high = np.maximum(np.minimum(low + rng.integers(1, 6, len(low)), count), low + 1)
+        expected = np.stack([frames[a:b].mean(axis=0) for a, b in zip(low, high)])
+        np.testing.assert_allclose(segment_means(frames, low, high), expected, atol=1e-5)

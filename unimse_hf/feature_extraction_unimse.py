@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+import torch
 
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
@@ -14,7 +15,12 @@ MODALITIES = ("acoustic", "visual")
 
 
 def _as_frames(value: Any, name: str, dim: int) -> np.ndarray:
-    """Convert one sample's frames to a float32 (frames, dim) array, or raise naming `name`."""
+    """Convert one sample's frames to a float32 (frames, dim) array, or raise naming `name`.
+
+    Finiteness is checked for the whole batch at once by `_check_finite`.
+    """
+    if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.ndim == 2 and value.shape[1] == dim:
+        return value
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     try:
@@ -27,54 +33,62 @@ def _as_frames(value: Any, name: str, dim: int) -> np.ndarray:
         array = array.reshape(0, array.shape[1] if array.shape[1] else dim)
     if array.ndim != 2 or array.shape[1] != dim:
         raise ValueError(f"`{name}` must have shape (frames, {dim}), got {array.shape}")
-    array = array.astype(np.float32, copy=False)
-    if not np.isfinite(array).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values")
-    return array
+    return array.astype(np.float32, copy=False)
 
 
-def check_word_timestamps(word_timestamps: Any, name: str = "word_timestamps") -> np.ndarray:
-    """Validate one sample's word spans: (words, 2) finite seconds, start >= 0, end >= start, starts sorted."""
-    spans = np.asarray(word_timestamps, dtype=np.float64)
-    if spans.size == 0:
-        spans = spans.reshape(0, 2)
-    if spans.ndim != 2 or spans.shape[1] != 2:
-        raise ValueError(f"`{name}` must be a list of (start, end) pairs, got shape {spans.shape}")
-    if not np.isfinite(spans).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values")
-    if (spans < 0).any():
-        raise ValueError(f"`{name}` must be non-negative seconds")
-    if (spans[:, 1] < spans[:, 0]).any():
-        raise ValueError(f"`{name}` has a span whose end is before its start")
-    if (np.diff(spans[:, 0]) < 0).any():
-        raise ValueError(f"`{name}` must be sorted by start time (words in order)")
-    return spans
+def _check_finite(samples: list[Optional[np.ndarray]], frames: np.ndarray, name: str) -> None:
+    """Raise naming the first sample of `name` with NaN/inf, given the batch's concatenated `frames`."""
+    if np.isfinite(frames).all():
+        return
+    for index, sample in enumerate(samples):
+        if sample is not None and not np.isfinite(sample).all():
+            label = name if len(samples) == 1 else f"{name}[{index}]"
+            raise ValueError(f"`{label}` contains NaN or infinite values")
 
 
-def proportional_word_spans(word_lengths: Sequence[int], total_frames: float) -> np.ndarray:
-    """Spread words over `total_frames` in proportion to their character lengths; returns (words, 2) in frames."""
-    lengths = np.asarray(word_lengths, dtype=np.float64)
-    if lengths.size == 0:
-        return np.zeros((0, 2))
-    bounds = np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum() * total_frames
-    return np.stack([bounds[:-1], bounds[1:]], axis=1)
+def frame_ranges_of_spans(spans: np.ndarray, frame_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame index ranges [low, high) whose centres (i + 0.5) lie in each [start, end) span (in frame units).
+
+    `frame_counts` gives, per span, the number of frames of its clip (> 0). A span containing no frame
+    centre takes the frame nearest its midpoint.
+    """
+    low = np.clip(np.ceil(spans[:, 0] - 0.5), 0, frame_counts).astype(np.int64)
+    high = np.clip(np.ceil(spans[:, 1] - 0.5), 0, frame_counts).astype(np.int64)
+    empty = high <= low
+    nearest = np.clip(np.floor(spans.mean(axis=1)), 0, frame_counts - 1).astype(np.int64)
+    return np.where(empty, nearest, low), np.where(empty, nearest + 1, high)
+
+
+def segment_means(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Means of `frames[low[i]:high[i]]` for every i (each range non-empty).
+
+    One `index_add_` over the frames: without the slow column-wise accumulation of `np.cumsum` or
+    `np.add.reduceat` along axis 0. Sorted, disjoint ranges (the usual word spans) map each frame to its
+    range directly; overlapping ranges gather every (range, frame) pair first.
+    """
+    sizes = high - low
+    if len(low) > 1 and (np.all(low[1:] >= high[:-1])):
+        frame_range = np.searchsorted(low, np.arange(frames.shape[0]), side="right") - 1
+        outside = (frame_range < 0) | (np.arange(frames.shape[0]) >= high[np.maximum(frame_range, 0)])
+        index = torch.from_numpy(np.where(outside, len(low), frame_range))
+        values = torch.from_numpy(frames)
+    else:
+        index = torch.from_numpy(np.repeat(np.arange(len(low)), sizes))
+        frame_of = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes - low, sizes)
+        values = torch.from_numpy(frames)[torch.from_numpy(frame_of)]
+    sums = torch.zeros((len(low) + 1, frames.shape[1]), dtype=torch.float32)
+    sums.index_add_(0, index, values)
+    return sums[:-1].numpy() / sizes[:, None].astype(np.float32)
 
 
 def average_frames_per_span(frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """Mean of the frames whose centre (i + 0.5) lies in each [start, end) span (in frame units).
 
-    A span containing no frame centre takes the frame nearest its midpoint. Vectorised with a
-    cumulative sum: O(frames + spans). Returns (spans, dim); `frames` must be non-empty.
+    A span containing no frame centre takes the frame nearest its midpoint. Returns (spans, dim);
+    `frames` must be non-empty.
     """
-    count = frames.shape[0]
-    low = np.clip(np.ceil(spans[:, 0] - 0.5), 0, count).astype(np.int64)
-    high = np.clip(np.ceil(spans[:, 1] - 0.5), 0, count).astype(np.int64)
-    empty = high <= low
-    nearest = np.clip(np.floor(spans[:, :].mean(axis=1)), 0, count - 1).astype(np.int64)
-    low = np.where(empty, nearest, low)
-    high = np.where(empty, nearest + 1, high)
-    cumulative = np.concatenate([np.zeros((1, frames.shape[1])), np.cumsum(frames, axis=0, dtype=np.float64)])
-    return ((cumulative[high] - cumulative[low]) / (high - low)[:, None]).astype(np.float32)
+    low, high = frame_ranges_of_spans(np.asarray(spans, dtype=np.float64), np.full(len(spans), frames.shape[0]))
+    return segment_means(frames, low, high)
 
 
 class UniMSEFeatureExtractor(FeatureExtractionMixin):
@@ -179,6 +193,7 @@ class UniMSEFeatureExtractor(FeatureExtractionMixin):
         self.check_feature_kind("visual", visual_feature_kind)
         data: dict[str, Any] = {}
         batch_size = None
+        layout: Optional[WordLayout] = None
         for modality, value in (("acoustic", acoustic), ("visual", visual)):
             if value is None:
                 continue
@@ -188,9 +203,12 @@ class UniMSEFeatureExtractor(FeatureExtractionMixin):
                 raise ValueError(f"`{modality}` has {len(samples)} samples but `acoustic` has {batch_size}")
             batch_size = len(samples)
             if token_word_ids is not None:
-                features, mask = self._align(modality, samples, token_word_ids, word_timestamps, word_lengths)
+                if layout is None:
+                    layout = WordLayout(token_word_ids, word_timestamps, word_lengths)
+                features, mask = self._align(modality, samples, layout)
             else:
                 features, mask = self._pad(samples, dim)
+                _check_finite(samples, features, modality)
             data[f"{modality}_features"] = features
             data[f"{modality}_attention_mask"] = mask
         return BatchFeature(data=data, tensor_type=return_tensors)
@@ -205,35 +223,100 @@ class UniMSEFeatureExtractor(FeatureExtractionMixin):
                 mask[i, : sample.shape[0]] = 1
         return features, mask
 
-    def _align(self, modality, samples, token_word_ids, word_timestamps, word_lengths) -> tuple[np.ndarray, np.ndarray]:
-        if len(token_word_ids) != len(samples):
-            raise ValueError(f"`token_word_ids` has {len(token_word_ids)} samples but `{modality}` has {len(samples)}")
-        if word_timestamps is not None and len(word_timestamps) != len(samples):
-            raise ValueError(f"`word_timestamps` has {len(word_timestamps)} samples but `{modality}` has {len(samples)}")
+    def _align(self, modality: str, samples: list[Optional[np.ndarray]], layout: "WordLayout") -> tuple[np.ndarray, np.ndarray]:
+        """Token-aligned features for a batch, in one pass over all of its frames.
+
+        Every word of every sample is one frame range in the concatenated frames: one `reduceat` gives all
+        word means and one gather gives every token its word's mean.
+        """
+        if layout.batch_size != len(samples):
+            raise ValueError(f"`token_word_ids` has {layout.batch_size} samples but `{modality}` has {len(samples)}")
         rate = getattr(self, f"{modality}_frame_rate")
+        if layout.has_timestamps and rate is None:
+            raise ValueError(f"`word_timestamps` need `{modality}_frame_rate`; set it on the feature extractor")
         dim = getattr(self, f"{modality}_dim")
+        counts = np.array([0 if frames is None else frames.shape[0] for frames in samples], dtype=np.int64)
+        present = [frames for frames in samples if frames is not None and frames.shape[0]]
+        all_frames = np.concatenate(present) if present else np.zeros((0, dim), dtype=np.float32)
+        _check_finite(samples, all_frames, modality)
+        features = np.full((*layout.token_words.shape, dim), self.padding_value, dtype=np.float32)
+        word_frames = counts[layout.word_sample]
+        usable = word_frames > 0
+        token_usable = layout.token_words >= 0
+        token_usable[token_usable] = usable[layout.token_words[token_usable]]
+        if usable.any():
+            spans = np.where(layout.proportional[:, None], layout.spans * word_frames[:, None],
+                             layout.spans * (rate or 1.0))[usable]
+            low, high = frame_ranges_of_spans(spans, word_frames[usable])
+            offsets = (np.cumsum(counts) - counts)[layout.word_sample[usable]]
+            word_means = np.zeros((len(usable), dim), dtype=np.float32)
+            word_means[usable] = segment_means(all_frames, low + offsets, high + offsets)
+            features[token_usable] = word_means[layout.token_words[token_usable]]
+        return features, token_usable.astype(np.int64)
+
+
+class WordLayout:
+    """The words of a batch, shared by both modalities: per token its global word index, per word its
+    sample and its span (seconds from timestamps, or a fraction of the clip spread by character length)."""
+
+    def __init__(self, token_word_ids: Sequence[Sequence[int]], word_timestamps: Optional[Sequence[Any]],
+                 word_lengths: Optional[Sequence[Sequence[int]]]):
+        batch = len(token_word_ids)
+        if word_timestamps is not None and len(word_timestamps) != batch:
+            raise ValueError(f"`word_timestamps` has {len(word_timestamps)} samples but `token_word_ids` has {batch}")
         length = max(len(ids) for ids in token_word_ids)
-        features = np.full((len(samples), length, dim), self.padding_value, dtype=np.float32)
-        mask = np.zeros((len(samples), length), dtype=np.int64)
-        for i, (frames, word_ids) in enumerate(zip(samples, token_word_ids)):
-            word_ids = np.asarray(word_ids, dtype=np.int64)
-            if frames is None or frames.shape[0] == 0 or not (word_ids >= 0).any():
-                continue
-            stamps = None if word_timestamps is None else word_timestamps[i]
-            if stamps is not None:
-                if rate is None:
-                    raise ValueError(f"`word_timestamps` need `{modality}_frame_rate`; set it on the feature extractor")
-                spans = check_word_timestamps(stamps, f"word_timestamps[{i}]") * rate
-            else:
-                lengths = word_lengths[i] if word_lengths is not None else np.ones(word_ids.max() + 1)
-                spans = proportional_word_spans(lengths, frames.shape[0])
-            if word_ids.max() >= spans.shape[0]:
-                raise ValueError(f"`word_timestamps[{i}]` has {spans.shape[0]} words but the text has {word_ids.max() + 1}")
-            word_means = average_frames_per_span(frames, spans)
-            valid = word_ids >= 0
-            features[i, : len(word_ids)][valid] = word_means[word_ids[valid]]
-            mask[i, : len(word_ids)] = valid
-        return features, mask
+        token_words = np.full((batch, length), -1, dtype=np.int64)
+        for i, ids in enumerate(token_word_ids):
+            token_words[i, : len(ids)] = ids
+        needed = token_words.max(axis=1) + 1
+        stamps = [None if word_timestamps is None else word_timestamps[i] for i in range(batch)]
+        words = np.array([len(stamps[i]) if stamps[i] is not None else
+                          len(word_lengths[i]) if word_lengths is not None else needed[i] for i in range(batch)])
+        short = np.flatnonzero(needed > words)
+        if short.size:
+            i = int(short[0])
+            raise ValueError(f"`word_timestamps[{i}]` has {words[i]} words but the text has {needed[i]}")
+        self.batch_size = batch
+        self.word_sample = np.repeat(np.arange(batch), words)
+        offsets = np.cumsum(words) - words
+        self.token_words = np.where(token_words >= 0, token_words + offsets[:, None], -1)
+        self.proportional = np.array([stamps[i] is None for i in range(batch)], dtype=bool)[self.word_sample]
+        self.has_timestamps = not self.proportional.all()
+        self.spans = np.zeros((len(self.word_sample), 2))
+        if self.has_timestamps:
+            timed = [np.asarray(stamps[i], dtype=np.float64).reshape(-1, 2) for i in range(batch) if stamps[i] is not None]
+            self.spans[~self.proportional] = self._checked(np.concatenate(timed), self.word_sample[~self.proportional])
+        if not self.has_timestamps or self.proportional.any():
+            self.spans[self.proportional] = self._fractions(word_lengths, words)[self.proportional]
+
+    @staticmethod
+    def _checked(spans: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """Validate all timestamps at once; the error names the first offending sample."""
+        problems = [
+            (~np.isfinite(spans).all(axis=1), "contains NaN or infinite values"),
+            ((spans < 0).any(axis=1), "must be non-negative seconds"),
+            (spans[:, 1] < spans[:, 0], "has a span whose end is before its start"),
+            (np.concatenate([[False], (np.diff(spans[:, 0]) < 0) & (sample[1:] == sample[:-1])]),
+             "must be sorted by start time (words in order)"),
+        ]
+        for bad, message in problems:
+            if bad.any():
+                raise ValueError(f"`word_timestamps[{sample[np.argmax(bad)]}]` {message}")
+        return spans
+
+    def _fractions(self, word_lengths: Optional[Sequence[Sequence[int]]], words: np.ndarray) -> np.ndarray:
+        """(words, 2) start/end as fractions of the clip, proportional to character length."""
+        if word_lengths is None:
+            lengths = np.ones(int(words.sum()))
+        else:
+            lengths = np.concatenate([np.asarray(word_lengths[i], dtype=np.float64).reshape(-1) if words[i] else
+                                      np.zeros(0) for i in range(self.batch_size)])
+        ends = np.cumsum(lengths)
+        sample_start = (np.cumsum(words) - words)
+        before = np.concatenate([[0.0], ends])[sample_start][self.word_sample]
+        totals = np.bincount(self.word_sample, weights=lengths, minlength=self.batch_size)[self.word_sample]
+        totals = np.where(totals > 0, totals, 1.0)
+        return np.stack([ends - lengths - before, ends - before], axis=1) / totals[:, None]
 
 
-__all__ = ["UniMSEFeatureExtractor", "average_frames_per_span", "proportional_word_spans", "check_word_timestamps"]
+__all__ = ["UniMSEFeatureExtractor", "WordLayout", "average_frames_per_span", "frame_ranges_of_spans", "segment_means"]
