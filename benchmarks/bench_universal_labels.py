@@ -22,10 +22,12 @@ import time
 
 import torch
 
-from unimse_hf.data.meld import read_meld
-from unimse_hf.data.msa_csv import read_transcript_csv
-from unimse_hf.data.schema import rows_to_dataset
-from unimse_hf.universal_labels import SentenceEncoder, complete_universal_labels
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import cpu_model_name  # noqa: E402
+from unimse_hf.data.meld import read_meld  # noqa: E402
+from unimse_hf.data.msa_csv import read_transcript_csv  # noqa: E402
+from unimse_hf.data.schema import rows_to_dataset  # noqa: E402
+from unimse_hf.universal_labels import SentenceEncoder, complete_universal_labels  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
@@ -39,18 +41,6 @@ def training_corpora() -> dict[str, dict]:
         name: {"train": rows_to_dataset([row for row in rows if row["split"] == "train"])}
         for name, rows in (("mosi", mosi), ("mosei", mosei), ("meld", meld))
     }
-
-
-def cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo, or the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
@@ -84,7 +74,7 @@ def main() -> int:
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: nproc={os.cpu_count()}, CPU `{cpu_model()}`, torch {torch.__version__} "
+        f"Machine: nproc={os.cpu_count()}, CPU `{cpu_model_name()}`, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}",
         "",
         f"Encoder: `{os.path.basename(os.path.dirname(args.encoder.rstrip('/')))}/{os.path.basename(args.encoder.rstrip('/'))}`, "

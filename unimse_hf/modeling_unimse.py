@@ -420,6 +420,14 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
             raise ValueError(f"`{name}_features` contains NaN or infinite values")
         return encoder(features.to(self.acoustic_encoder.rnn.weight_ih_l0.dtype), mask)
 
+    def _encode_modalities(self, acoustic_features, acoustic_attention_mask, visual_features, visual_attention_mask,
+                           batch_size: int) -> tuple[UniMSEModalityEncoding, UniMSEModalityEncoding]:
+        acoustic = self._encode_modality("acoustic", self.acoustic_encoder, acoustic_features,
+                                         acoustic_attention_mask, batch_size, self.config.acoustic_dim)
+        visual = self._encode_modality("visual", self.visual_encoder, visual_features,
+                                       visual_attention_mask, batch_size, self.config.visual_dim)
+        return acoustic, visual
+
     def encode(
         self,
         input_ids: Optional[torch.LongTensor] = None,
@@ -438,10 +446,8 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         batch_size = text.shape[0]
         if attention_mask is not None and tuple(attention_mask.shape) != tuple(text.shape[:2]):
             raise ValueError(f"`attention_mask` must have shape {tuple(text.shape[:2])}, got {tuple(attention_mask.shape)}")
-        acoustic = self._encode_modality("acoustic", self.acoustic_encoder, acoustic_features,
-                                         acoustic_attention_mask, batch_size, self.config.acoustic_dim)
-        visual = self._encode_modality("visual", self.visual_encoder, visual_features,
-                                       visual_attention_mask, batch_size, self.config.visual_dim)
+        acoustic, visual = self._encode_modalities(acoustic_features, acoustic_attention_mask, visual_features,
+                                                   visual_attention_mask, batch_size)
         self.fusion_context.set_vectors(acoustic.vector, visual.vector)
         encoded = self.encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
         text_pooled = None
@@ -555,11 +561,8 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
     def _with_modality_vectors(self, encoder_outputs, acoustic_features, acoustic_attention_mask,
                                visual_features, visual_attention_mask) -> UniMSEEncoderOutput:
         last_hidden_state = encoder_outputs[0]
-        batch_size = last_hidden_state.shape[0]
-        acoustic = self._encode_modality("acoustic", self.acoustic_encoder, acoustic_features,
-                                         acoustic_attention_mask, batch_size, self.config.acoustic_dim)
-        visual = self._encode_modality("visual", self.visual_encoder, visual_features,
-                                       visual_attention_mask, batch_size, self.config.visual_dim)
+        acoustic, visual = self._encode_modalities(acoustic_features, acoustic_attention_mask, visual_features,
+                                                   visual_attention_mask, last_hidden_state.shape[0])
         return UniMSEEncoderOutput(
             last_hidden_state=last_hidden_state,
             acoustic_vector=acoustic.vector, visual_vector=visual.vector,
