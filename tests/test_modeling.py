@@ -1,7 +1,5 @@
 """UniMSEForConditionalGeneration: the PMF and LSTM formulas, T5 equivalence, generation."""
 
-import numpy as np
-import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 

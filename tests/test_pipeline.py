@@ -63,3 +63,18 @@ print(json.dumps({{"task": pipe.task, "pipe": pipe("it was really good"),
     assert report["task"] == PIPELINE_TASK
     assert report["pipe"] == expected
     assert report["handler"] == [expected]
+
+
+def test_a_processor_prefix_other_than_the_models_is_reported():
+    from transformers.testing_utils import CaptureLogger
+
+    import unimse_hf.pipeline_unimse as pipeline_module
+
+    processor = tiny_processor()
+    processor.task_prefix = "mosi: "
+    try:
+        with CaptureLogger(pipeline_module.logger) as captured:
+            UniMSEPipeline(model=tiny_model(), processor=processor, task=PIPELINE_TASK)
+    finally:
+        processor.task_prefix = "sst2 sentence: "
+    assert "mosi: " in captured.out and "task_prefix" in captured.out

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
-FrameInput = Union[np.ndarray, "torch.Tensor", Sequence[Sequence[float]], None]  # noqa: F821
-MODALITIES = ("acoustic", "visual")
 
 
 def _as_frames(value: Any, name: str, dim: int) -> np.ndarray:

@@ -12,10 +12,12 @@ import numpy as np
 import torch
 
 from transformers import Pipeline
+from transformers.utils import logging
 
 from .labels import MELD_EMOTIONS, parse_universal_label
 
 PIPELINE_TASK = "multimodal-sentiment-analysis"
+logger = logging.get_logger(__name__)
 _MEDIA_KEYS = ("audio", "video")
 _FEATURE_KEYS = ("acoustic", "visual", "word_timestamps", "acoustic_feature_kind", "visual_feature_kind")
 
@@ -41,6 +43,9 @@ class UniMSEPipeline(Pipeline):
         if not hasattr(self.model, "acoustic_encoder") or not hasattr(self.processor, "feature_extractor"):
             raise ValueError(f"`model` must be a UniMSE checkpoint with its processor; got a "
                              f"{type(self.model).__name__} with {type(self.processor).__name__}")
+        if self.processor.task_prefix != self.model.config.task_prefix:
+            logger.warning(f"the processor prepends {self.processor.task_prefix!r} but the model was configured "
+                           f"with task_prefix {self.model.config.task_prefix!r}; predictions may suffer")
 
     def _sanitize_parameters(self, max_new_tokens: Optional[int] = None, num_beams: Optional[int] = None,
                              structured: Optional[bool] = None, return_emotion_scores: Optional[bool] = None,
