@@ -203,3 +203,18 @@ def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # =====================================================================================================
 # 4. Project fixtures (add new sections below)
 # =====================================================================================================
+
+
+@pytest.fixture(scope="module")
+def single_thread_torch() -> Iterator[None]:
+    """Run a module's in-process training on one torch thread, restoring the setting afterwards.
+
+    Tiny models gain nothing from intra-op threads, and on a busy 2-core host they slow every step several
+    times over. Use with ``pytestmark = pytest.mark.usefixtures("single_thread_torch")``.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -40,14 +40,19 @@ def test_pipeline_serves_200_requests_from_8_threads_with_sequential_results(pip
     assert after - before < 200, f"peak RSS grew by {after - before:.0f} MB over 200 requests"
 
 
-def test_endpoint_handler_serves_200_widget_payloads_from_8_threads(tmp_path):
-    save_checkpoint(tiny_model(), tiny_processor(), tmp_path)
-    sys.path.insert(0, str(tmp_path))
+def _handler_of_a_saved_checkpoint(directory):
+    """The `EndpointHandler` class from `handler.py` in a freshly saved checkpoint folder."""
+    save_checkpoint(tiny_model(), tiny_processor(), directory)
+    sys.path.insert(0, str(directory))
     try:
         from handler import EndpointHandler
     finally:
-        sys.path.remove(str(tmp_path))
-    handler = EndpointHandler(str(tmp_path))
+        sys.path.remove(str(directory))
+    return EndpointHandler
+
+
+def test_endpoint_handler_serves_200_widget_payloads_from_8_threads(tmp_path):
+    handler = _handler_of_a_saved_checkpoint(tmp_path)(str(tmp_path))
     expected = {text: handler({"inputs": text})[0] for text in TEXTS}
     payloads = [{"inputs": TEXTS[(i * 3) % len(TEXTS)], "parameters": {"max_new_tokens": 32}} for i in range(200)]
     results = _serve(handler, payloads)
@@ -55,11 +60,5 @@ def test_endpoint_handler_serves_200_widget_payloads_from_8_threads(tmp_path):
 
 
 def test_endpoint_handler_rejects_a_payload_without_inputs(tmp_path):
-    save_checkpoint(tiny_model(), tiny_processor(), tmp_path)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        from handler import EndpointHandler
-    finally:
-        sys.path.remove(str(tmp_path))
     with pytest.raises(ValueError, match="inputs"):
-        EndpointHandler(str(tmp_path))({"text": "hi"})
+        _handler_of_a_saved_checkpoint(tmp_path)(str(tmp_path))({"text": "hi"})

@@ -25,14 +25,7 @@ import train_unimse  # noqa: E402
 ACOUSTIC_DIM, VISUAL_DIM = 5, 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread_torch():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core host they slow every step several
-    times over; run this module's in-process training on one thread and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
 def schema_rows(split: str, count: int, seed: int) -> list[dict]:

@@ -28,14 +28,7 @@ NEGATIVE = "negative,-1.5,sadness,sadness"
 WORDS = ["it", "was", "a", "really", "long", "day", "at", "the", "office", "honestly"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread_torch():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core host they slow every step several
-    times over; run this module's in-process training on one thread and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
 def synthetic_rows(count: int, seed: int, modalities: tuple[str, ...] = ("acoustic", "visual"),
