@@ -50,17 +50,9 @@ class UniMSEPipeline(Pipeline):
     def _sanitize_parameters(self, max_new_tokens: Optional[int] = None, num_beams: Optional[int] = None,
                              structured: Optional[bool] = None, return_emotion_scores: Optional[bool] = None,
                              **kwargs):
-        forward = {}
-        if max_new_tokens is not None:
-            forward["max_new_tokens"] = max_new_tokens
-        if num_beams is not None:
-            forward["num_beams"] = num_beams
-        if structured is not None:
-            forward["structured"] = structured
-        post = {}
-        if return_emotion_scores is not None:
-            forward["return_emotion_scores"] = return_emotion_scores
-        return {}, forward, post
+        forward = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "structured": structured,
+                   "return_emotion_scores": return_emotion_scores}
+        return {}, {name: value for name, value in forward.items() if value is not None}, {}
 
     def preprocess(self, inputs: Union[str, dict]) -> dict:
         if isinstance(inputs, str):
