@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unimse_hf import UniMSEProcessor, UniversalLabel
-from unimse_hf.feature_extraction_unimse import WordLayout, average_frames_per_span
+from unimse_hf.feature_extraction_unimse import WordLayout, frame_ranges_of_spans, segment_means
 from unimse_testing import random_frames, tiny_processor
 
 
@@ -59,7 +59,9 @@ def test_without_timestamps_words_are_spread_in_proportion_to_their_length():
 
 def test_a_word_between_frame_centres_takes_the_nearest_frame():
     frames = np.arange(4, dtype=np.float32)[:, None]
-    assert average_frames_per_span(frames, np.array([[2.1, 2.2]]))[0, 0] == 2.0
+    low, high = frame_ranges_of_spans(np.array([[2.1, 2.2]]), np.array([4]))
+    assert (low.tolist(), high.tolist()) == ([2], [3])
+    assert segment_means(frames, low, high)[0, 0] == 2.0
 
 
 def test_proportional_spans_split_each_clip_by_word_length():
@@ -119,8 +121,6 @@ def test_feature_kind_mismatch_is_refused(tmp_path):
 
 
 def test_segment_means_equal_a_loop_for_disjoint_and_overlapping_ranges():
-    from unimse_hf.feature_extraction_unimse import segment_means
-
     rng = np.random.default_rng(1)
     for _ in range(200):
         frames = rng.standard_normal((int(rng.integers(1, 60)), 3)).astype(np.float32)

@@ -79,16 +79,6 @@ def segment_means(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
     return sums[:-1].numpy() / sizes[:, None].astype(np.float32)
 
 
-def average_frames_per_span(frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
-    """Mean of the frames whose centre (i + 0.5) lies in each [start, end) span (in frame units).
-
-    A span containing no frame centre takes the frame nearest its midpoint. Returns (spans, dim);
-    `frames` must be non-empty.
-    """
-    low, high = frame_ranges_of_spans(np.asarray(spans, dtype=np.float64), np.full(len(spans), frames.shape[0]))
-    return segment_means(frames, low, high)
-
-
 class UniMSEFeatureExtractor(FeatureExtractionMixin):
     r"""
     Prepares acoustic and visual frame sequences for [`UniMSEForConditionalGeneration`].
@@ -317,4 +307,4 @@ class WordLayout:
         return np.stack([ends - lengths - before, ends - before], axis=1) / totals[:, None]
 
 
-__all__ = ["UniMSEFeatureExtractor", "WordLayout", "average_frames_per_span", "frame_ranges_of_spans", "segment_means"]
+__all__ = ["UniMSEFeatureExtractor", "WordLayout", "frame_ranges_of_spans", "segment_means"]
