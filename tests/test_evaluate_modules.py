@@ -58,6 +58,14 @@ def test_msa_module_accepts_label_string_references(msa_module):
     assert msa_module.compute(predictions=TEXTS, references=labels) == pytest.approx(msa_generation_metrics(TEXTS, SCORES))
 
 
+def test_msa_module_counts_an_unreadable_score_as_wrong_unless_asked_for_the_official_scoring(msa_module):
+    strict = msa_module.compute(predictions=["garbage"], references=[1.0])
+    official = msa_module.compute(predictions=["garbage"], references=[1.0], parse_failures="official")
+    assert strict["acc2_has0"] == 0.0 and strict["mae"] == pytest.approx(4.0)
+    assert official == pytest.approx(msa_generation_metrics(["garbage"], [1.0], parse_failures="official"), nan_ok=True)
+    assert official["acc2_has0"] == 1.0
+
+
 def test_msa_module_accumulates_batches(msa_module):
     msa_module.add_batch(predictions=TEXTS[:2], references=SCORES[:2])
     msa_module.add_batch(predictions=TEXTS[2:], references=SCORES[2:])

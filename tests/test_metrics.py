@@ -217,11 +217,44 @@ def test_erc_reference_emotion_rejects_gold_outside_the_dataset_labels(reference
         erc_reference_emotion(reference, "meld")
 
 
-def test_msa_generation_metrics_score_unreadable_predictions_as_zero():
+def test_msa_generation_metrics_score_an_unreadable_score_as_the_farthest_score_from_the_gold():
     metrics = msa_generation_metrics(["positive,abc,joy,joy", "negative,-2.0,anger,anger"], [1.0, -2.0])
-    assert metrics["mae"] == pytest.approx(0.5)  # the unreadable score is 0.0
+    assert metrics["mae"] == pytest.approx((4.0 + 0.0) / 2)  # scored as -3, the farthest score from 1.0
+    assert metrics["acc2_non0"] == metrics["acc2_has0"] == metrics["acc7"] == metrics["acc5"] == 0.5
     assert metrics["parse_failure_rate"] == 0.5
     assert metrics["num_samples"] == 2
+
+
+@pytest.mark.parametrize("gold", [-3.0, -0.2, 0.0, 0.4, 2.6])
+def test_an_unreadable_score_is_wrong_for_every_msa_metric_whatever_the_gold(gold):
+    wrong = msa_generation_metrics(["garbage"], [gold])
+    assert wrong["acc2_has0"] == wrong["acc5"] == wrong["acc7"] == wrong["weighted_f1_has0"] == 0.0
+    assert wrong["mae"] == pytest.approx(3.0 + abs(gold))
+    if gold != 0:
+        assert wrong["acc2_non0"] == wrong["weighted_f1_non0"] == 0.0
+
+
+def test_output_that_never_parses_gets_no_credit_for_model_selection():
+    """The case of issue 12: with the official 0.0 fallback a model whose output never parses got MOSI Acc-2
+    (non0) 0.75 and `mean_primary` 0.75 on mostly positive gold scores; counted as wrong it gets 0."""
+    gold = ["positive,1.2,joy,joy", "positive,0.6,joy,joy", "positive,2.0,joy,joy", "negative,-1.0,anger,anger"]
+    texts = ["the the the"] * 4
+    official = compute_unimse_metrics(texts, gold, ["mosi"] * 4, parse_failures="official")
+    assert official["mosi_acc2_has0"] == 0.75 and official["mosi_parse_failure_rate"] == 1.0
+    strict = compute_unimse_metrics(texts, gold, ["mosi"] * 4)
+    assert strict["mosi_acc2_non0"] == strict["mosi_acc2_has0"] == strict[AGGREGATE_METRIC] == 0.0
+    assert strict["mosi_mae"] > official["mosi_mae"]
+
+
+def test_official_parse_failure_scoring_reads_an_unreadable_score_as_zero():
+    metrics = msa_generation_metrics(["positive,abc,joy,joy", "negative,-2.0,anger,anger"], [1.0, -2.0],
+                                     parse_failures="official")
+    assert metrics["mae"] == pytest.approx(0.5)
+
+
+def test_an_unknown_parse_failure_scoring_is_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="`parse_failures` must be one of"):
+        msa_generation_metrics(["positive,1.0,joy,joy"], [1.0], parse_failures="zero")
 
 
 def test_erc_generation_metrics_read_the_dataset_slot_even_if_another_slot_is_invalid():

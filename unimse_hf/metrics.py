@@ -6,6 +6,13 @@
 * ERC (MELD, IEMOCAP) on the dataset's emotion slot: accuracy and support-weighted F1.
 * The parse-failure rate: the fraction of generated texts that are not a complete universal label.
 
+Unreadable output never earns credit: by default (``parse_failures="wrong"``, used for model selection and
+the model card) an unreadable score is scored as the score in [-3, 3] farthest from the gold one, so it is a
+wrong class for every accuracy and F1 and has the largest possible error for MAE; an unreadable emotion is
+the class :data:`INVALID_PREDICTION`. ``parse_failures="official"`` reproduces the official evaluation,
+which scores an unreadable score as 0.0 (a model that never emits a readable label then gets Acc-2 has0 of
+the share of non-negative gold scores); use it only to compare with numbers computed the official way.
+
 All rates are fractions in [0, 1], not percentages. :func:`compute_unimse_metrics` evaluates a mixed set of
 generated texts and returns one flat dict with per-dataset prefixes plus :data:`AGGREGATE_METRIC`, the
 value to use as ``metric_for_best_model``. This module is not uploaded with checkpoints.
@@ -41,7 +48,30 @@ AGGREGATE_METRIC = "mean_primary"
 INVALID_PREDICTION = "<invalid>"
 """The class an unreadable ERC prediction is given; it never equals a gold class, so it counts as wrong."""
 
+PARSE_FAILURE_SCORINGS: tuple[str, ...] = ("wrong", "official")
+"""How :func:`msa_generation_metrics` scores an unreadable score: ``"wrong"`` (the default, see
+:func:`worst_case_score`) or ``"official"`` (0.0, as the official evaluation does)."""
+
+ParseFailureScoring = Literal["wrong", "official"]
+
+MSA_SCORE_RANGE = 3.0
+"""MOSI and MOSEI gold scores lie in [-3, 3]."""
+
 _EMOTIONS: dict[str, tuple[str, ...]] = {"meld": MELD_EMOTIONS, "iemocap": IEMOCAP_EMOTIONS}
+
+
+def worst_case_score(gold: float) -> float:
+    """The score in [-3, 3] farthest from `gold`: -3 for a non-negative gold score, +3 for a negative one.
+
+    Scoring an unreadable prediction with it makes that sample wrong for Acc-2 (non0 and has0), Acc-5, Acc-7
+    and both F1 variants, and gives it the largest error any prediction in range could have (3 + |gold|).
+    """
+    return -MSA_SCORE_RANGE if gold >= 0 else MSA_SCORE_RANGE
+
+
+def _check_parse_failure_scoring(parse_failures: str) -> None:
+    if parse_failures not in PARSE_FAILURE_SCORINGS:
+        raise ValueError(f"`parse_failures` must be one of {PARSE_FAILURE_SCORINGS}, got {parse_failures!r}")
 
 
 def _as_finite_array(values: Sequence[float], name: str) -> np.ndarray:
@@ -181,14 +211,27 @@ def erc_reference_emotion(reference: str, dataset: str) -> str:
     return emotion
 
 
-def msa_generation_metrics(generated_texts: Sequence[str], references: Sequence[Union[float, str]]) -> dict[str, float]:
-    """:func:`msa_metrics` of generated texts (score slot, 0.0 where unreadable, as officially) against gold
-    references (see :func:`msa_reference_score`), plus ``parse_failure_rate`` and ``num_samples``."""
+def msa_generation_metrics(
+    generated_texts: Sequence[str],
+    references: Sequence[Union[float, str]],
+    parse_failures: ParseFailureScoring = "wrong",
+) -> dict[str, float]:
+    """:func:`msa_metrics` of the score slot of generated texts against gold references (see
+    :func:`msa_reference_score`), plus ``parse_failure_rate`` and ``num_samples``.
+
+    A text whose score slot cannot be read is scored with :func:`worst_case_score` of its gold score
+    (``parse_failures="wrong"``, the default) or as 0.0 (``"official"``, the official evaluation's fallback).
+    """
+    _check_parse_failure_scoring(parse_failures)
     if len(generated_texts) == 0:
         raise ValueError("`generated_texts` must not be empty")
     _check_same_length(generated_texts, references)
-    predicted = [parse_universal_label(text).score_or_default for text in generated_texts]
     gold = [msa_reference_score(reference) for reference in references]
+    parsed = [parse_universal_label(text).score for text in generated_texts]
+    if parse_failures == "wrong":
+        predicted = [worst_case_score(y) if score is None else score for score, y in zip(parsed, gold)]
+    else:
+        predicted = [0.0 if score is None else score for score in parsed]
     metrics = msa_metrics(predicted, gold)
     metrics["parse_failure_rate"] = parse_failure_rate(generated_texts)
     metrics["num_samples"] = len(generated_texts)
@@ -213,7 +256,10 @@ def erc_generation_metrics(generated_texts: Sequence[str], references: Sequence[
 
 
 def compute_unimse_metrics(
-    generated_texts: Sequence[str], references: Sequence[Union[float, str]], datasets: Sequence[str]
+    generated_texts: Sequence[str],
+    references: Sequence[Union[float, str]],
+    datasets: Sequence[str],
+    parse_failures: ParseFailureScoring = "wrong",
 ) -> dict[str, float]:
     """Evaluate generated labels of mixed datasets; return one flat dict.
 
@@ -225,8 +271,11 @@ def compute_unimse_metrics(
     defined. Use it with ``metric_for_best_model="mean_primary"`` and ``greater_is_better=True``.
 
     References follow :func:`msa_reference_score` for MSA samples and :func:`erc_reference_emotion` for ERC
-    samples: universal label strings work for every dataset.
+    samples: universal label strings work for every dataset. An unreadable prediction counts as wrong
+    (see :func:`msa_generation_metrics` for `parse_failures`), so output that never parses cannot be selected
+    as the best checkpoint.
     """
+    _check_parse_failure_scoring(parse_failures)
     if len(generated_texts) == 0:
         raise ValueError("`generated_texts` must not be empty")
     _check_same_length(generated_texts, references)
@@ -246,7 +295,7 @@ def compute_unimse_metrics(
         texts = [generated_texts[i] for i in indices]
         gold = [references[i] for i in indices]
         if dataset in MSA_DATASETS:
-            metrics = msa_generation_metrics(texts, gold)
+            metrics = msa_generation_metrics(texts, gold, parse_failures=parse_failures)
         else:
             metrics = erc_generation_metrics(texts, gold, dataset)
         results.update({f"{dataset}_{name}": value for name, value in metrics.items()})

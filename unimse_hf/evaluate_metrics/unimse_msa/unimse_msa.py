@@ -21,9 +21,11 @@ _CITATION = """\
 
 _DESCRIPTION = """\
 Sentiment-regression metrics of UniMSE generated labels (`polarity,score,MELD-emotion,IEMOCAP-emotion`),
-as the official UniMSE evaluation computes them from the score slot (an unreadable score counts as 0.0):
-MAE, Pearson correlation, Acc-7, Acc-5, and Acc-2 / weighted F1 on non-zero gold scores (non0) and on all
-samples (has0), plus the fraction of generated texts that are not a complete universal label.
+computed from the score slot as the official UniMSE evaluation does: MAE, Pearson correlation, Acc-7,
+Acc-5, and Acc-2 / weighted F1 on non-zero gold scores (non0) and on all samples (has0), plus the fraction
+of generated texts that are not a complete universal label. An unreadable score counts as wrong: it is
+scored as the score in [-3, 3] farthest from the gold one. `parse_failures="official"` scores it as 0.0
+instead, as the official code does (which credits unreadable output on non-negative gold scores).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -31,6 +33,8 @@ Args:
     predictions (`list` of `str`): generated universal labels, e.g. `"positive,1.0,joy,excited"`.
     references (`list` of `float` or `str`): gold scores in [-3, 3], as numbers, number strings (`"-1.2"`)
         or universal label strings.
+    parse_failures (`str`, *optional*, defaults to `"wrong"`): how an unreadable score is scored: `"wrong"`
+        (the farthest score from the gold one) or `"official"` (0.0).
 Returns:
     mae (`float`): mean absolute error, no clipping.
     corr (`float`): Pearson correlation; NaN if predictions or references are constant.
@@ -66,5 +70,5 @@ class UnimseMsa(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2211.11256"],
         )
 
-    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
-        return msa_generation_metrics(predictions, references)
+    def _compute(self, predictions: list[str], references: list, parse_failures: str = "wrong") -> dict[str, float]:
+        return msa_generation_metrics(predictions, references, parse_failures=parse_failures)
