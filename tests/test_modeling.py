@@ -1,10 +1,12 @@
 """UniMSEForConditionalGeneration: the PMF and LSTM formulas, T5 equivalence, generation."""
 
+import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 from unimse_hf import UniMSEForConditionalGeneration
-from unimse_hf.modeling_unimse import UniMSEFusionAdapter, UniMSEModalityEncoder, info_nce_loss
+from unimse_hf.modeling_unimse import (UniMSEFusionAdapter, UniMSEModalityEncoder, info_nce_loss,
+                                       supervised_contrastive_loss)
 from unimse_testing import TINY, tiny_config, tiny_model
 
 
@@ -190,7 +192,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
         out = model(**inputs, labels=labels)
-        (out.loss + out.contrastive_loss_ta).backward()
+        out.loss.backward()
         grads.append(model.encoder_fusion[0].down_proj.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
 
@@ -206,13 +208,148 @@ def test_freeze_for_fine_tuning_trains_fusion_and_chosen_blocks_only():
     assert "acoustic_encoder.rnn.weight_ih_l0" in trainable and "encoder_fusion.0.out_proj.weight" in trainable
 
 
-def test_a_deep_copy_has_its_own_working_fusion_context():
+def test_a_deep_copy_fuses_with_its_own_adapters():
     import copy
 
     model = tiny_model()
     clone = copy.deepcopy(model)
-    assert clone.fusion_context is not model.fusion_context
-    assert clone.encoder_fusion[0].fusion_context is clone.fusion_context
+    inputs, start = _batch(), torch.zeros(3, 1, dtype=torch.long)
+    torch.testing.assert_close(clone(**inputs, decoder_input_ids=start).logits,
+                               model(**inputs, decoder_input_ids=start).logits)
+    with torch.no_grad():
+        clone.encoder_fusion[-1].out_proj.weight.mul_(3.0)
+    assert not torch.allclose(clone(**inputs, decoder_input_ids=start).logits,
+                              model(**inputs, decoder_input_ids=start).logits)
+
+
+# ---------------------------------------------------------------- no state outlives a call
+
+
+def test_a_direct_encoder_stack_call_after_a_full_call_is_refused():
+    model = tiny_model()
     inputs = _batch()
-    torch.testing.assert_close(clone(**inputs, decoder_input_ids=torch.zeros(3, 1, dtype=torch.long)).logits,
-                               model(**inputs, decoder_input_ids=torch.zeros(3, 1, dtype=torch.long)).logits)
+    model(**inputs, decoder_input_ids=torch.zeros(3, 1, dtype=torch.long))
+    with pytest.raises(RuntimeError, match="modality_vectors"):
+        model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    with pytest.raises(RuntimeError, match="modality_vectors"):
+        model.decoder(input_ids=torch.zeros(3, 1, dtype=torch.long))
+
+
+def test_encoder_outputs_of_the_stack_plus_modality_features_reproduce_the_full_call():
+    model = tiny_model()
+    inputs = _batch()
+    start = torch.zeros(3, 2, dtype=torch.long)
+    full = model(**inputs, decoder_input_ids=start).logits
+    modalities = {k: v for k, v in inputs.items() if k.startswith(("acoustic", "visual"))}
+    vectors = model.modality_vectors(**modalities, batch_size=3)
+    encoded = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                  modality_vectors=vectors)
+    again = model(encoder_outputs=encoded, attention_mask=inputs["attention_mask"], decoder_input_ids=start,
+                  **modalities).logits
+    torch.testing.assert_close(again, full, atol=1e-6, rtol=0)
+
+
+def test_unimse_encoder_outputs_refuse_other_modality_features():
+    model = tiny_model()
+    inputs = _batch()
+    encoded = model.encode(**inputs)
+    other = torch.randn_like(inputs["acoustic_features"])
+    with pytest.raises(ValueError, match="encoder_outputs"):
+        model(encoder_outputs=encoded, attention_mask=inputs["attention_mask"],
+              decoder_input_ids=torch.zeros(3, 1, dtype=torch.long), acoustic_features=other)
+
+
+def test_no_tensor_of_a_finished_call_stays_referenced():
+    import gc
+    import weakref
+
+    model = tiny_model().train()
+    inputs = _batch()
+    out = model(**inputs, labels=torch.randint(3, 1000, (3, 4)))
+    out.loss.backward()
+    watched = [weakref.ref(t) for t in (out.acoustic_vector, out.visual_vector, out.encoder_last_hidden_state)]
+    del out
+    gc.collect()
+    assert all(ref() is None for ref in watched)
+
+
+def test_the_previous_requests_vectors_never_reach_the_next_call():
+    model = tiny_model()
+    for adapter in model.encoder_fusion:
+        torch.nn.init.normal_(adapter.out_proj.weight, std=1.0)
+    inputs = _batch()
+    text = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+    start = torch.zeros(3, 1, dtype=torch.long)
+    fresh = model(**text, decoder_input_ids=start).logits
+    model(**inputs, decoder_input_ids=start)
+    torch.testing.assert_close(model(**text, decoder_input_ids=start).logits, fresh, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------- the objective
+
+
+def test_loss_is_the_weighted_unimse_objective():
+    model = tiny_model(cl_weight_ta=0.3, cl_weight_tv=0.7)
+    out = model(**_batch(), labels=torch.randint(3, 1000, (3, 4)))
+    expected = out.lm_loss + 0.3 * out.contrastive_loss_ta + 0.7 * out.contrastive_loss_tv
+    torch.testing.assert_close(out.loss, expected)
+    logits = out.logits
+    assert out.lm_loss > 0 and not torch.equal(out.loss, out.lm_loss) and logits.shape[0] == 3
+
+
+def test_label_aware_term_is_weighted_into_the_loss_and_needs_label_ids():
+    model = tiny_model(cl_label_weight=0.2)
+    inputs, labels = _batch(), torch.randint(3, 1000, (3, 4))
+    with pytest.raises(ValueError, match="contrastive_label_ids"):
+        model(**inputs, labels=labels)
+    out = model(**inputs, labels=labels, contrastive_label_ids=torch.tensor([0, 0, 1]))
+    expected = supervised_contrastive_loss(out.text_embeds, torch.tensor([0, 0, 1]), 0.1)
+    torch.testing.assert_close(out.contrastive_loss_label, expected)
+    torch.testing.assert_close(out.loss, out.lm_loss + 0.5 * out.contrastive_loss_ta + 0.5 * out.contrastive_loss_tv
+                               + 0.2 * out.contrastive_loss_label)
+
+
+def test_accumulated_losses_with_num_items_in_batch_sum_to_the_token_weighted_objective():
+    model = tiny_model()
+    inputs = _batch()
+    labels = torch.randint(3, 1000, (3, 4))
+    labels[0, 2:] = -100
+    halves = [slice(0, 2), slice(2, 3)]
+    total_tokens = int(labels.ne(-100).sum())
+    summed = sum(model(**{k: v[h] for k, v in inputs.items()}, labels=labels[h], num_items_in_batch=total_tokens).loss
+                 for h in halves)
+    parts = [model(**{k: v[h] for k, v in inputs.items()}, labels=labels[h]) for h in halves]
+    shares = [int(labels[h].ne(-100).sum()) / total_tokens for h in halves]
+    expected = sum(share * (p.lm_loss + 0.5 * (p.contrastive_loss_ta + p.contrastive_loss_tv))
+                   for share, p in zip(shares, parts))
+    torch.testing.assert_close(summed, expected)
+
+
+def test_generate_ignores_the_training_only_entries_of_a_batch():
+    model = tiny_model()
+    inputs = _batch()
+    plain = model.generate(**inputs, max_new_tokens=4)
+    batch = dict(inputs, labels=torch.randint(3, 1000, (3, 4)), contrastive_label_ids=torch.tensor([0, 1, 0]))
+    assert torch.equal(model.generate(**batch, max_new_tokens=4), plain)
+
+
+# ---------------------------------------------------------------- strict loading
+
+
+def test_a_unimse_checkpoint_missing_a_fusion_weight_is_refused_naming_it(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    tiny_model().save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    del weights["encoder_fusion.0.down_proj.weight"]
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="encoder_fusion.0.down_proj.weight"):
+        UniMSEForConditionalGeneration.from_pretrained(tmp_path)
+
+
+def test_a_truncated_weights_file_is_refused_naming_the_checkpoint(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(OSError, match=str(tmp_path)):
+        UniMSEForConditionalGeneration.from_pretrained(tmp_path)

@@ -8,7 +8,7 @@ import functools
 
 import pytest
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from unimse_hf.convert_official_checkpoint import convert_official_checkpoint, convert_official_state_dict, main
 from unimse_testing import OFFICIAL_VECTORS_DIR
@@ -45,7 +45,7 @@ def case(request):
 def test_official_logits_and_lm_loss(case):
     out, io = case["outputs"], case["io"]
     assert (out.logits - io["logits"]).abs().max() <= 1e-4
-    assert abs(out.loss.item() - io["lm_loss"].item()) <= 1e-5
+    assert abs(out.lm_loss.item() - io["lm_loss"].item()) <= 1e-5
 
 
 def test_official_utterance_vectors_and_encoder_state(case):
@@ -59,11 +59,37 @@ def test_official_decoder_input_ids_are_the_shifted_labels(case):
     assert torch.equal(case["model"]._shift_right(case["io"]["labels"]), case["io"]["decoder_input_ids"])
 
 
+# transformers 5 fills a `None` field of a passed GenerationConfig from `model.generation_config` (which has
+# eos_token_id=1); an empty list is what really switches stopping at EOS off.
+WITHOUT_EOS = dict(max_length=13, eos_token_id=[], pad_token_id=0, decoder_start_token_id=0)
+
+
+class _ForceEosAtStep(LogitsProcessor):
+    """Makes EOS the only sensible next token once the sequence has `length` tokens."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] == self.length:
+            scores = scores.clone()
+            scores[:, 1] = scores.max() + 1e4
+        return scores
+
+
 def test_official_greedy_generations(case):
     model, inputs, io = case["model"], case["inputs"], case["io"]
     assert torch.equal(model.generate(**inputs, max_length=20), io["generate_default"])
-    no_eos = GenerationConfig(max_length=13, eos_token_id=None, pad_token_id=0, decoder_start_token_id=0)
-    assert torch.equal(model.generate(**inputs, generation_config=no_eos), io["generate_12"])
+    assert torch.equal(model.generate(**inputs, generation_config=GenerationConfig(**WITHOUT_EOS)), io["generate_12"])
+
+
+def test_the_no_eos_generation_config_really_disables_stopping_at_eos(case):
+    model, inputs = case["model"], case["inputs"]
+    forced = LogitsProcessorList([_ForceEosAtStep(3)])
+    stopped = model.generate(**inputs, max_length=13, logits_processor=forced)
+    assert stopped.shape[1] == 4  # with EOS on, the forced EOS ends every sequence
+    continued = model.generate(**inputs, generation_config=GenerationConfig(**WITHOUT_EOS), logits_processor=forced)
+    assert continued.shape[1] == 13 and bool((continued[:, 3] == 1).all())
 
 
 def test_official_default_has_no_contrastive_terms():
@@ -93,9 +119,10 @@ def test_official_encoder_side_contrastive_terms_alone():
 
 def test_official_parameter_gradients(case):
     model, out, io = case["model"], case["outputs"], case["io"]
-    total = out.loss
+    total = out.loss  # the whole objective: LM + 0.5 InfoNCE(t, a) + 0.5 InfoNCE(t, v) when InfoNCE is on
     if out.contrastive_loss_ta is not None:
-        total = total + 0.5 * out.contrastive_loss_ta + 0.5 * out.contrastive_loss_tv
+        expected = out.lm_loss + 0.5 * out.contrastive_loss_ta + 0.5 * out.contrastive_loss_tv
+        assert abs(total.item() - expected.item()) <= 1e-6
     assert abs(total.item() - io["total_loss"].item()) <= 1e-5
     model.zero_grad()
     total.backward(retain_graph=True)

@@ -1,25 +1,53 @@
 # Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
 """UniMSE model configuration: a T5 configuration plus the fusion and contrastive fields."""
 
-from __future__ import annotations
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict, validated_field
 
 from transformers import T5Config
 
-MISSING_MODALITY_POLICIES = ("zeros", "learned")
-CL_TEXT_POOLINGS = ("masked_mean", "mean_with_padding")
-PMF_ACTIVATIONS = ("sigmoid", "relu", "gelu", "tanh")
+def _positive_int(value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a positive integer, got {value!r}")
 
 
+def _non_negative_int(value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected an integer >= 0, got {value!r}")
+
+
+def _non_negative_number(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        raise ValueError(f"expected a finite number >= 0, got {value!r}")
+
+
+def _positive_number(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ValueError(f"expected a finite number > 0, got {value!r}")
+
+
+def _probability_below_one(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"expected a number in [0, 1), got {value!r}")
+
+
+@strict
 class UniMSEConfig(T5Config):
     r"""
     Configuration of [`UniMSEForConditionalGeneration`]. Defaults reproduce the paper's T5-base setup
     (PMF in the last 3 blocks of encoder and decoder, LSTM 64->32, blocks 10-11 trainable) with the
     plain bugs of the official code fixed; each fix that changes numbers has a flag restoring the
-    official behaviour (see `unimse-reference.md` section 9 for the finding numbers B1-B28).
+    official behaviour. The findings (B1, B2, ...) are explained in `docs/official-differences.md`.
+
+    Every field is validated when the config is built *and* when a field is assigned
+    (`config.pmf_bottleneck = "x"` raises `StrictDataclassFieldValidationError` naming the field), as in
+    transformers' own `@strict` configs; checks across fields run at construction and `validate()`.
 
     T5 fields (`vocab_size`, `d_model`, `d_kv`, `d_ff`, `num_layers`, `num_decoder_layers`, `num_heads`,
     `relative_attention_*`, `dropout_rate`, `layer_norm_epsilon`, `initializer_factor`,
-    `feed_forward_proj`, token ids) keep their T5 meaning, with t5-base defaults.
+    `feed_forward_proj`, token ids) keep their T5 meaning, with t5-base defaults. The task prefix is the
+    processor's (`UniMSEProcessor.task_prefix`), the single place it is defined.
 
     pmf_layers (`int`, defaults to 3):
         Number of final blocks carrying a PMF fusion adapter after their feed-forward sub-layer. As in the
@@ -36,6 +64,11 @@ class UniMSEConfig(T5Config):
         PyTorch-default output projection.
     pmf_init_std (`float`, defaults to 0.001):
         Standard deviation of the adapter's down/up projections at initialisation.
+    fusion_granularity (`str`, defaults to `"utterance"`):
+        What the encoder-side adapters fuse at each token: `"utterance"` (the paper: one acoustic and one
+        visual vector per sample, broadcast to every token) or `"token"` (each token's own acoustic and
+        visual states, from token-aligned inputs; see `UniMSEModalityEncoder`). Decoder-side adapters always
+        fuse the utterance vectors (decoder positions have no alignment).
     acoustic_dim (`int`, defaults to 64):
         Dimension of one acoustic frame.
     visual_dim (`int`, defaults to 64):
@@ -49,6 +82,10 @@ class UniMSEConfig(T5Config):
     missing_modality (`str`, defaults to `"zeros"`):
         Utterance vector used when a modality is absent (not given, or a sample with no valid frame):
         `"zeros"` (a zero vector) or `"learned"` (a trained embedding per modality).
+    modality_mask_prob (`float`, defaults to 0.0):
+        During training only, the probability, per sample and per modality, of hiding that modality (the
+        sample is then encoded as missing, with the `missing_modality` policy), so the model learns to
+        predict when a modality is absent at test time. 0 disables it. Unrelated to `modality_dropout`.
     cl_enabled (`bool`, defaults to `True`):
         Compute the text-acoustic and text-visual InfoNCE terms (off in the official default, B5).
     cl_temperature (`float`, defaults to 0.1):
@@ -56,11 +93,12 @@ class UniMSEConfig(T5Config):
     cl_proj_dim (`int`, defaults to 30):
         Size of the contrastive projections.
     cl_weight_ta (`float`, defaults to 0.5):
-        Weight of the text-acoustic InfoNCE term in the training loss.
+        Weight of the text-acoustic InfoNCE term in the loss the model returns.
     cl_weight_tv (`float`, defaults to 0.5):
-        Weight of the text-visual InfoNCE term in the training loss.
+        Weight of the text-visual InfoNCE term in the loss the model returns.
     cl_label_weight (`float`, defaults to 0.0):
-        Weight of the optional label-aware inter-sample term (samples sharing a label are positives); 0 = off.
+        Weight of the optional label-aware inter-sample term (samples sharing a label are positives; needs
+        `contrastive_label_ids` in the batch); 0 = off.
     cl_layer (`int`, defaults to -1):
         Encoder block whose *input* hidden states are pooled for the text side (-1 = last block, as
         the official code ends up using, B3).
@@ -73,10 +111,8 @@ class UniMSEConfig(T5Config):
     freeze_cl_projections (`bool`, defaults to `False`):
         Keep the contrastive projections frozen during training, as the official optimiser does (B2).
     trainable_t5_blocks (`list[int]`, *optional*):
-        Indices of the T5 blocks (encoder and decoder) trained with the fusion modules; every other T5
-        weight is frozen. `None` means the last two blocks (10 and 11 for t5-base, as in the paper).
-    task_prefix (`str`, defaults to `"sst2 sentence: "`):
-        Text prepended to every input; the processor applies it and the pipeline checks they agree.
+        Indices of the T5 blocks (encoder and decoder) that `freeze_for_fine_tuning` leaves trainable with
+        the fusion modules. `None` means the last two blocks (10 and 11 for t5-base, as in the paper).
     """
 
     model_type = "unimse"
@@ -89,39 +125,60 @@ class UniMSEConfig(T5Config):
     num_heads: int = 12
     decoder_start_token_id: int | None = 0
 
-    pmf_layers: int = 3
+    pmf_layers: int = validated_field(_non_negative_int, default=3)
     pmf_in_decoder: bool = True
-    pmf_bottleneck: int = 64
-    pmf_activation: str = "sigmoid"
+    pmf_bottleneck: int = validated_field(_positive_int, default=64)
+    pmf_activation: Literal["sigmoid", "relu", "gelu", "tanh"] = "sigmoid"
     pmf_identity_init: bool = False
-    pmf_init_std: float = 0.001
-    acoustic_dim: int = 64
-    visual_dim: int = 64
-    modality_hidden: int = 32
-    modality_out: int = 32
-    modality_dropout: float = 0.3
-    missing_modality: str = "zeros"
+    pmf_init_std: float | int = validated_field(_non_negative_number, default=0.001)
+    fusion_granularity: Literal["utterance", "token"] = "utterance"
+    acoustic_dim: int = validated_field(_positive_int, default=64)
+    visual_dim: int = validated_field(_positive_int, default=64)
+    modality_hidden: int = validated_field(_positive_int, default=32)
+    modality_out: int = validated_field(_positive_int, default=32)
+    modality_dropout: float | int = validated_field(_probability_below_one, default=0.3)
+    missing_modality: Literal["zeros", "learned"] = "zeros"
+    modality_mask_prob: float | int = validated_field(_probability_below_one, default=0.0)
     cl_enabled: bool = True
-    cl_temperature: float = 0.1
-    cl_proj_dim: int = 30
-    cl_weight_ta: float = 0.5
-    cl_weight_tv: float = 0.5
-    cl_label_weight: float = 0.0
+    cl_temperature: float | int = validated_field(_positive_number, default=0.1)
+    cl_proj_dim: int = validated_field(_positive_int, default=30)
+    cl_weight_ta: float | int = validated_field(_non_negative_number, default=0.5)
+    cl_weight_tv: float | int = validated_field(_non_negative_number, default=0.5)
+    cl_label_weight: float | int = validated_field(_non_negative_number, default=0.0)
     cl_layer: int = -1
     cl_in_decoder: bool = False
-    cl_text_pooling: str = "masked_mean"
+    cl_text_pooling: Literal["masked_mean", "mean_with_padding"] = "masked_mean"
     cl_permute_modality_sequences: bool = False
     freeze_cl_projections: bool = False
     trainable_t5_blocks: list[int] | None = None
-    task_prefix: str = "sst2 sentence: "
 
     def __post_init__(self, **kwargs):
+        # `task_prefix` was a config field before the processor became its single source; old config.json
+        # files still carry it, and it is dropped here rather than kept as an unused attribute.
+        kwargs.pop("task_prefix", None)
         super().__post_init__(**kwargs)
-        self._validate_unimse_fields()
         if self.trainable_t5_blocks is None:
-            self.trainable_t5_blocks = [i for i in range(max(self.num_layers - 2, 0), self.num_layers)]
-        else:
-            self.trainable_t5_blocks = [int(i) for i in self.trainable_t5_blocks]
+            self.trainable_t5_blocks = list(range(max(self.num_layers - 2, 0), self.num_layers))
+
+    def validate_unimse_dimensions(self) -> None:
+        """T5 sizes must be positive (T5Config checks their types only)."""
+        for name in ("d_model", "d_kv", "d_ff", "num_layers", "num_heads", "vocab_size"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ValueError(f"UniMSEConfig.{name} must be a positive integer, got {value!r}")
+
+    def validate_cl_layer(self) -> None:
+        """`cl_layer` must index an encoder block."""
+        if not -self.num_layers <= self.cl_layer < self.num_layers:
+            raise ValueError(f"UniMSEConfig.cl_layer must be an encoder block index in "
+                             f"[-{self.num_layers}, {self.num_layers}), got {self.cl_layer!r}")
+
+    def validate_trainable_t5_blocks(self) -> None:
+        """`trainable_t5_blocks` must index blocks of the encoder or the decoder."""
+        depth = max(self.num_layers, self.num_decoder_layers or 0)
+        blocks = self.trainable_t5_blocks
+        if blocks is not None and not all(0 <= index < depth for index in blocks):
+            raise ValueError(f"UniMSEConfig.trainable_t5_blocks must be block indices in [0, {depth}), got {blocks!r}")
 
     @property
     def pmf_encoder_blocks(self) -> list[int]:
@@ -133,49 +190,14 @@ class UniMSEConfig(T5Config):
         """Decoder block indices carrying a PMF adapter; empty unless `pmf_in_decoder`."""
         return _last_blocks(self.num_decoder_layers, self.pmf_layers) if self.pmf_in_decoder else []
 
-    def _validate_unimse_fields(self) -> None:
-        positive_ints = ("d_model", "d_kv", "d_ff", "num_layers", "num_heads", "vocab_size", "pmf_bottleneck",
-                         "acoustic_dim", "visual_dim", "modality_hidden", "modality_out", "cl_proj_dim")
-        for name in positive_ints:
-            _require(name, getattr(self, name), lambda v: _is_int(v) and v > 0, "a positive integer")
-        _require("pmf_layers", self.pmf_layers, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-        _require("pmf_activation", self.pmf_activation, lambda v: v in PMF_ACTIVATIONS, f"one of {PMF_ACTIVATIONS}")
-        _require("missing_modality", self.missing_modality, lambda v: v in MISSING_MODALITY_POLICIES,
-                 f"one of {MISSING_MODALITY_POLICIES}")
-        _require("cl_text_pooling", self.cl_text_pooling, lambda v: v in CL_TEXT_POOLINGS, f"one of {CL_TEXT_POOLINGS}")
-        _require("modality_dropout", self.modality_dropout, lambda v: _is_number(v) and 0 <= v < 1, "a float in [0, 1)")
-        _require("pmf_init_std", self.pmf_init_std, lambda v: _is_number(v) and v >= 0, "a float >= 0")
-        _require("cl_temperature", self.cl_temperature, lambda v: _is_number(v) and v > 0, "a float > 0")
-        for name in ("cl_weight_ta", "cl_weight_tv", "cl_label_weight"):
-            _require(name, getattr(self, name), lambda v: _is_number(v) and v >= 0, "a float >= 0")
-        for name in ("pmf_in_decoder", "pmf_identity_init", "cl_enabled", "cl_in_decoder",
-                     "cl_permute_modality_sequences", "freeze_cl_projections"):
-            _require(name, getattr(self, name), lambda v: isinstance(v, bool), "a bool")
-        _require("cl_layer", self.cl_layer, lambda v: _is_int(v) and -self.num_layers <= v < self.num_layers,
-                 f"an encoder block index in [-{self.num_layers}, {self.num_layers})")
-        _require("task_prefix", self.task_prefix, lambda v: isinstance(v, str), "a string")
-        if self.trainable_t5_blocks is not None:
-            depth = max(self.num_layers, self.num_decoder_layers)
-            _require("trainable_t5_blocks", self.trainable_t5_blocks,
-                     lambda v: isinstance(v, (list, tuple)) and all(_is_int(i) and 0 <= i < depth for i in v),
-                     f"a list of block indices in [0, {depth})")
+    @property
+    def cl_block_index(self) -> int:
+        """`cl_layer` as a non-negative encoder block index."""
+        return self.cl_layer % self.num_layers
 
 
 def _last_blocks(depth: int, count: int) -> list[int]:
     return list(range(depth - min(count, depth), depth))
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _require(name: str, value: object, check, expected: str) -> None:
-    if not check(value):
-        raise ValueError(f"UniMSEConfig.{name} must be {expected}, got {value!r}")
 
 
 __all__ = ["UniMSEConfig"]
