@@ -325,6 +325,16 @@ class UniMSEPreTrainedModel(PreTrainedModel):
             model, loading_info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
             )
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error) or kwargs.get("ignore_mismatched_sizes"):
+                raise
+            # transformers names the mismatched weights only in a log report; load again to name them here.
+            _, report = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
+                                                **{**kwargs, "ignore_mismatched_sizes": True})
+            mismatched = [f"{name} (checkpoint {tuple(saved)}, model {tuple(expected)})"
+                          for name, saved, expected in report.get("mismatched_keys", ())]
+            raise ValueError(f"{pretrained_model_name_or_path} holds weights whose shapes do not match its config: "
+                             f"{mismatched}") from error
         except Exception as error:  # noqa: BLE001 - re-raised with the file named, never swallowed
             if "safetensor" not in type(error).__name__.lower() and "header" not in str(error).lower():
                 raise
