@@ -631,20 +631,11 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         if "past_key_values" in kwargs:
             cache = kwargs.pop("past_key_values")
         computes_loss = labels is not None
-        modality_inputs = (acoustic_features, acoustic_attention_mask, visual_features, visual_attention_mask)
-        if encoder_outputs is None:
-            encoder_outputs = self.encode(
-                input_ids=input_ids, attention_mask=attention_mask, acoustic_features=acoustic_features,
-                acoustic_attention_mask=acoustic_attention_mask, visual_features=visual_features,
-                visual_attention_mask=visual_attention_mask, inputs_embeds=inputs_embeds,
-                return_text_pooled=computes_loss, **kwargs,
-            )
-        elif getattr(encoder_outputs, "acoustic_vector", None) is not None:
-            if any(value is not None for value in modality_inputs):
-                raise ValueError("`encoder_outputs` already carry the modality vectors they were encoded with; pass "
-                                 "new `acoustic_features`/`visual_features` to `encode` (or `forward`) instead")
-        else:
-            encoder_outputs = self._with_modality_vectors(encoder_outputs, *modality_inputs)
+        encoder_outputs = self._resolve_encoder_outputs(
+            encoder_outputs, input_ids, attention_mask, inputs_embeds,
+            (acoustic_features, acoustic_attention_mask, visual_features, visual_attention_mask),
+            return_text_pooled=computes_loss, **kwargs,
+        )
         hidden_states = encoder_outputs[0]
 
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -707,6 +698,25 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         if return_dict is False:
             return output.to_tuple()
         return output
+
+    def _resolve_encoder_outputs(self, encoder_outputs, input_ids, attention_mask, inputs_embeds,
+                                 modality_inputs: tuple, return_text_pooled: bool = False, **kwargs) -> UniMSEEncoderOutput:
+        """The encoder outputs a decoder call uses: encoded now, given with their modality vectors, or given
+        without them (a plain stack output) and completed from `modality_inputs`."""
+        if encoder_outputs is None:
+            acoustic_features, acoustic_attention_mask, visual_features, visual_attention_mask = modality_inputs
+            return self.encode(
+                input_ids=input_ids, attention_mask=attention_mask, acoustic_features=acoustic_features,
+                acoustic_attention_mask=acoustic_attention_mask, visual_features=visual_features,
+                visual_attention_mask=visual_attention_mask, inputs_embeds=inputs_embeds,
+                return_text_pooled=return_text_pooled, **kwargs,
+            )
+        if getattr(encoder_outputs, "acoustic_vector", None) is not None:
+            if any(value is not None for value in modality_inputs):
+                raise ValueError("`encoder_outputs` already carry the modality vectors they were encoded with; pass "
+                                 "new `acoustic_features`/`visual_features` to `encode` (or `forward`) instead")
+            return encoder_outputs
+        return self._with_modality_vectors(encoder_outputs, *modality_inputs)
 
     def _with_modality_vectors(self, encoder_outputs, acoustic_features, acoustic_attention_mask,
                                visual_features, visual_attention_mask) -> UniMSEEncoderOutput:
@@ -793,18 +803,10 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         """
         for name in ("labels", "contrastive_label_ids", "num_items_in_batch"):
             kwargs.pop(name, None)
-        modality_inputs = (acoustic_features, acoustic_attention_mask, visual_features, visual_attention_mask)
-        if encoder_outputs is None:
-            encoder_outputs = self.encode(
-                input_ids=input_ids, attention_mask=attention_mask, acoustic_features=acoustic_features,
-                acoustic_attention_mask=acoustic_attention_mask, visual_features=visual_features,
-                visual_attention_mask=visual_attention_mask, inputs_embeds=kwargs.pop("inputs_embeds", None),
-            )
-        elif getattr(encoder_outputs, "acoustic_vector", None) is None:
-            encoder_outputs = self._with_modality_vectors(encoder_outputs, *modality_inputs)
-        elif any(value is not None for value in modality_inputs):
-            raise ValueError("`encoder_outputs` already carry the modality vectors they were encoded with; do not "
-                             "pass modality features with them")
+        encoder_outputs = self._resolve_encoder_outputs(
+            encoder_outputs, input_ids, attention_mask, kwargs.pop("inputs_embeds", None),
+            (acoustic_features, acoustic_attention_mask, visual_features, visual_attention_mask),
+        )
         return super().generate(inputs=input_ids, attention_mask=attention_mask, encoder_outputs=encoder_outputs,
                                 **kwargs)
 
