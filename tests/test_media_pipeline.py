@@ -63,3 +63,28 @@ def test_cli_predicts_for_an_audio_clip(media_checkpoint):
     assert result.returncode == 0, result.stderr[-3000:]
     prediction = json.loads(result.stdout)
     assert prediction["valid"] and len(prediction["emotion_scores"]) == 7
+
+
+@pytest.fixture(scope="module")
+def text_only_checkpoint(tmp_path_factory):
+    """Like the `make demo` checkpoint: default feature extractor, no media feature kinds recorded."""
+    from unimse_testing import tiny_processor
+
+    return save_checkpoint(tiny_model(), tiny_processor(), tmp_path_factory.mktemp("text-only-ckpt"))
+
+
+@pytest.mark.parametrize(("media", "missing"), [({"audio": str(AUDIO)}, "acoustic"),
+                                                ({"video": str(VIDEO)}, "acoustic or visual")])
+def test_a_clip_for_a_text_only_checkpoint_is_refused_naming_the_missing_media_features(
+        text_only_checkpoint, monkeypatch, media, missing):
+    import unimse_hf.media
+
+    from transformers import pipeline
+
+    pipe = pipeline(model=str(text_only_checkpoint), trust_remote_code=True)
+    monkeypatch.setattr(unimse_hf.media, "extract_media_features", lambda *a, **k: pytest.fail("clip was decoded"))
+    with pytest.raises(ValueError, match="not trained on media features") as error:
+        pipe({"text": VIDEO_TEXT, **media})
+    assert f"records no {missing} feature kind" in str(error.value)
+    assert "acoustic_feature_kind='unspecified'" in str(error.value)
+    assert pipe(VIDEO_TEXT)["valid"]  # the transcript alone still works
