@@ -8,8 +8,8 @@ Three graphs are written, the layout of an encoder-decoder export with past key 
 * ``encoder_model.onnx``: ``input_ids``, ``attention_mask``, ``acoustic_features``,
   ``acoustic_attention_mask``, ``visual_features``, ``visual_attention_mask`` ->
   ``last_hidden_state``, ``acoustic_vector``, ``visual_vector`` (the LSTMs and the fused T5 encoder,
-  i.e. ``model.encode``). A missing modality is given as one frame of zeros with mask 0 (a sample
-  with no valid frame is encoded as missing, exactly as when the modality is not passed).
+  i.e. ``model.encode``). A missing modality is given as zero frames with mask 0 (a sample with no
+  valid frame is encoded as missing, exactly as when the modality is not passed).
 * ``decoder_model.onnx``: the first decoder step (``decoder_input_ids`` of length 1, the encoder
   states and mask, both modality vectors) -> ``logits`` and, per decoder layer, the self-attention
   and cross-attention keys/values.
@@ -204,12 +204,11 @@ class UniMSEOnnxDecoderWithPast(nn.Module):
 
 
 def check_exportable(model_dir: str | Path) -> UniMSEConfig:
-    """Return the checkpoint's config, or raise `ValueError` naming `--model` and what the graphs cannot cover.
+    """Return the checkpoint's config, or raise `ValueError` naming `--model` and what the export cannot use.
 
     Refused: a folder without ``config.json``; a checkpoint that is not UniMSE (``model_type``); a
-    checkpoint without its processor (the exported folder must carry it to be usable); a config whose
-    encoder adapters fuse token-level modality states (``fusion_granularity != "utterance"``), which the
-    traced modality encoders do not produce.
+    checkpoint without its processor (the exported folder must carry it to be usable). A checkpoint whose
+    graphs do not reproduce it is refused after tracing (see :func:`verify_graphs`).
     """
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -219,15 +218,10 @@ def check_exportable(model_dir: str | Path) -> UniMSEConfig:
     if model_type != UniMSEConfig.model_type:
         raise ValueError(f"`--model` {model_dir} is a {model_type!r} checkpoint; only UniMSE "
                          f"(model_type {UniMSEConfig.model_type!r}) can be exported")
-    if not (model_dir / "processor_config.json").is_file() and not (model_dir / "preprocessor_config.json").is_file():
-        raise ValueError(f"`--model` {model_dir} has no processor files (processor_config.json or "
-                         f"preprocessor_config.json); save the processor with the model before exporting")
-    config = AutoConfig.from_pretrained(model_dir)
-    granularity = getattr(config, "fusion_granularity", "utterance")
-    if granularity != "utterance":
-        raise ValueError(f"`--model` {model_dir} has fusion_granularity={granularity!r}; the ONNX graphs fuse "
-                         f"utterance vectors only (fusion_granularity='utterance')")
-    return config
+    if not (model_dir / "processor_config.json").is_file():
+        raise ValueError(f"`--model` {model_dir} has no processor_config.json; save the processor with the "
+                         f"model before exporting (the export carries it)")
+    return AutoConfig.from_pretrained(model_dir)
 
 
 def _check_output_dir(output_dir: Path) -> None:
@@ -239,14 +233,15 @@ def _check_output_dir(output_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------- export
 
 
-def probe_inputs(processor: UniMSEProcessor) -> dict[str, torch.Tensor]:
-    """A small batch with padding in the text and in both modalities (one sample lacks visual frames)."""
+def probe_inputs(processor: UniMSEProcessor, token_aligned: bool = False) -> dict[str, torch.Tensor]:
+    """A small batch with padding in the text and in both modalities (one sample lacks visual frames);
+    `token_aligned` gives every token its word's frames (what token-level fusion reads)."""
     rng = np.random.default_rng(0)
     extractor = processor.feature_extractor
     acoustic = [rng.standard_normal((n, extractor.acoustic_dim)).astype(np.float32) for n in (5, 3, 4)]
     visual = [rng.standard_normal((n, extractor.visual_dim)).astype(np.float32) for n in (4, 2)] + [None]
     batch = processor(["that was a truly wonderful film", "not good", "fine i guess"], acoustic=acoustic,
-                      visual=visual, return_tensors="pt")
+                      visual=visual, align_to_tokens=token_aligned, return_tensors="pt")
     return dict(batch)
 
 
@@ -269,6 +264,10 @@ def _stable_argsort_symbolic(graph, values, *args):
     return indices
 
 
+def _token_level(model: UniMSEForConditionalGeneration) -> bool:
+    return getattr(model.config, "fusion_granularity", "utterance") == "token"
+
+
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
             dynamic_axes: dict[str, dict[int, str]]) -> None:
     torch.onnx.register_custom_op_symbolic("aten::argsort", _stable_argsort_symbolic, OPSET_VERSION)
@@ -283,7 +282,7 @@ def export_graphs(model: UniMSEForConditionalGeneration, processor: UniMSEProces
     """Trace the three fp32 graphs of `model` (in eval mode, eager attention) into `output_dir`."""
     model.eval()
     num_layers = model.config.num_decoder_layers
-    probe = probe_inputs(processor)
+    probe = probe_inputs(processor, _token_level(model))
     encoder_args = tuple(probe[name] for name in ENCODER_INPUTS)
     batch_axes = {0: "batch"}
     encoder_axes = {
@@ -331,7 +330,7 @@ def verify_graphs(model: UniMSEForConditionalGeneration, processor: UniMSEProces
     from .onnx_predictor import UniMSEOnnxPredictor
 
     predictor = UniMSEOnnxPredictor.from_pretrained(output_dir)
-    probe = probe_inputs(processor)
+    probe = probe_inputs(processor, _token_level(model))
     steps = 4
     result = predictor.generate(probe, max_new_tokens=steps, structured=False, output_logits=True)
     with torch.no_grad():

@@ -92,15 +92,21 @@ class UniMSEOnnxPredictor:
     # ------------------------------------------------------------------ graphs
 
     def encode(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Run the encoder graph on processor outputs; a missing modality becomes one masked zero frame."""
-        batch = int(np.asarray(inputs["input_ids"]).shape[0])
+        """Run the encoder graph on processor outputs.
+
+        A modality the inputs lack is given as zero frames with mask 0, one per input token (an all-masked
+        sample is encoded as missing, as when the modality is not passed; the token count also suits
+        token-level fusion).
+        """
+        batch, text_length = np.asarray(inputs["input_ids"]).shape
         feed = {}
         for name in ENCODER_INPUTS:
             value = inputs.get(name)
             if value is None:
                 modality = name.split("_")[0]
                 dim = getattr(self.processor.feature_extractor, f"{modality}_dim")
-                value = np.zeros((batch, 1, dim), np.float32) if name.endswith("features") else np.zeros((batch, 1), np.int64)
+                shape = (batch, text_length, dim) if name.endswith("features") else (batch, text_length)
+                value = np.zeros(shape, np.float32 if name.endswith("features") else np.int64)
             value = value.numpy() if torch.is_tensor(value) else np.asarray(value)
             feed[name] = value.astype(np.float32 if name.endswith("features") else np.int64, copy=False)
         hidden, acoustic, visual = self.encoder.run(None, feed)
