@@ -37,6 +37,7 @@ from common import (  # noqa: E402
     REPO_ROOT, goal_comment, interleaved_timings, machine_description, markdown_table, quartiles, set_thread_count, write_result,
 )
 from unimse_hf import UniMSEProcessor  # noqa: E402
+from unimse_hf.alignment_unimse import token_word_ids as map_tokens_to_words  # noqa: E402
 
 MOSEI_UTTERANCES = 22856
 ACOUSTIC_RATE, VISUAL_RATE = 100.0, 30.0
@@ -129,7 +130,7 @@ def loop_align_batch(frames_per_sample: Sequence[np.ndarray], stamps_per_sample:
     return features, mask
 
 
-def profile_alignment(extractor, batch: "CorpusBatch", token_word_ids: list[list[int]], word_lengths: list[list[int]],
+def profile_alignment(extractor, batch: "CorpusBatch", token_word_ids: np.ndarray, words: list[list[str]],
                       rows: int = 8) -> list[str]:
     """cProfile of today's `_align` on one batch (10 calls): the functions with the most own time, as Markdown."""
     import cProfile
@@ -138,7 +139,7 @@ def profile_alignment(extractor, batch: "CorpusBatch", token_word_ids: list[list
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     for _ in range(10):
-        align_both(extractor, batch, token_word_ids, word_lengths)
+        align_both(extractor, batch, token_word_ids, words)
     profiler.disable()
     stats = pstats.Stats(profiler)
     total = sum(entry[2] for entry in stats.stats.values())
@@ -150,10 +151,10 @@ def profile_alignment(extractor, batch: "CorpusBatch", token_word_ids: list[list
             *markdown_table(["function", "calls", "own ms per call", "share"], table)]
 
 
-def align_both(extractor, batch: CorpusBatch, token_word_ids: list[list[int]], word_lengths: list[list[int]]) -> dict:
+def align_both(extractor, batch: CorpusBatch, token_word_ids: np.ndarray, words: list[list[str]]) -> dict:
     """Token-align both modalities of a batch with the feature extractor (the processor's `_align` path)."""
     return extractor(acoustic=batch.acoustic, visual=batch.visual, token_word_ids=token_word_ids,
-                     word_timestamps=batch.word_timestamps, word_lengths=word_lengths, return_tensors="np")
+                     word_timestamps=batch.word_timestamps, words=words, return_tensors="np")
 
 
 def loop_both(batch: CorpusBatch, token_word_ids: list[list[int]], whole_clip: bool) -> dict:
@@ -209,17 +210,19 @@ def main() -> int:
         # The alignment alone, given each token's word (what the loops compute too).
         encoding = processor.tokenizer([processor.task_prefix + text for text in batch.texts], padding="longest",
                                        return_offsets_mapping=True, return_special_tokens_mask=True)
-        token_word_ids, word_lengths = processor._token_word_ids(encoding, batch.texts)
+        token_word_ids, text_words = map_tokens_to_words(batch.texts, len(processor.task_prefix), encoding["offset_mapping"],
+                                                         encoding["special_tokens_mask"])
         cpu_started = time.process_time()
-        aligned = align_both(extractor, batch, token_word_ids, word_lengths)
+        aligned = align_both(extractor, batch, token_word_ids, text_words)
         corpus_cpu["extractor"] += time.process_time() - cpu_started
         if batch_index % args.loop_every:
             continue
 
+        token_word_lists = token_word_ids.tolist()  # the loops read plain Python lists, as they would be written
         candidates = {
-            "loop_whole_clip": lambda: loop_both(batch, token_word_ids, whole_clip=True),
-            "loop_span": lambda: loop_both(batch, token_word_ids, whole_clip=False),
-            "vectorised": lambda: align_both(extractor, batch, token_word_ids, word_lengths),
+            "loop_whole_clip": lambda: loop_both(batch, token_word_lists, whole_clip=True),
+            "loop_span": lambda: loop_both(batch, token_word_lists, whole_clip=False),
+            "vectorised": lambda: align_both(extractor, batch, token_word_ids, text_words),
             "one_pass": lambda: [frames.sum(axis=0) for frames in (*batch.acoustic, *batch.visual)],
         }
         for name, function in candidates.items():
@@ -288,7 +291,7 @@ def main() -> int:
     encoding = processor.tokenizer([processor.task_prefix + text for text in profile_batch.texts], padding="longest",
                                    return_offsets_mapping=True, return_special_tokens_mask=True)
     body += ["", "### Where today's vectorised path spends its time", ""]
-    body += profile_alignment(extractor, profile_batch, *processor._token_word_ids(encoding, profile_batch.texts))
+    body += profile_alignment(extractor, profile_batch, *map_tokens_to_words(profile_batch.texts, len(processor.task_prefix), encoding["offset_mapping"], encoding["special_tokens_mask"]))
     body += ["", "What takes the time and what was tried: the first vectorised path averaged each sample's words "
              "with a float64 `np.cumsum` along axis 0 (column by column with a casting buffer: about 10x slower per "
              "element than a contiguous pass) and measured 1.8x against the straightforward loop; `np.add.reduceat` "

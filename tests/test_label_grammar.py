@@ -82,6 +82,11 @@ def test_grammar_accepts_canonical_labels(label):
         "positive,12,joy,joy",
         "Positive,1.0,joy,joy",  # upper case
         "positive,1.0,joy,hap",  # abbreviation
+        "positive,-1.0,joy,joy",  # polarity contradicts the score
+        "negative,0.5,anger,anger",
+        "neutral,0.5,neutral,neutral",
+        "positive,0.000,joy,joy",  # positive needs a non-zero score
+        "negative,-0,anger,anger",
         "positive,1.0,excited,joy",  # IEMOCAP emotion in the MELD slot
         "positive, 1.0,joy,joy",  # inner space
         "\u2581\u2581positive,1.0,joy,joy",  # two word starts
@@ -101,15 +106,22 @@ def test_grammar_rejects_non_canonical_or_out_of_range_labels(label):
         ("neu", True),
         ("neutral,", True),
         ("neutral,-", True),
-        ("neutral,2.", True),
-        ("neutral,3.000", True),
-        ("neutral,3.1", False),
-        ("neutral,2.5,sur", True),
-        ("neutral,2.5,surprise,", True),
-        ("neutral,2.5,surprise,excite", True),
+        ("neutral,0.0", True),
+        ("neutral,2", False),
+        ("positive,2.", True),
+        ("positive,3.000", True),
+        ("positive,3.1", False),
+        ("positive,-", False),
+        ("positive,0.00", True),
+        ("positive,0.000,", False),
+        ("negative,-0.000", True),
+        ("negative,1", False),
+        ("positive,2.5,sur", True),
+        ("positive,2.5,surprise,", True),
+        ("positive,2.5,surprise,excite", True),
         ("neutral,,", False),
-        ("neutral,-,", False),
-        ("neutral,2.,", False),
+        ("negative,-,", False),
+        ("positive,2.,", False),
         ("x", False),
     ],
 )
@@ -126,6 +138,7 @@ def test_grammar_with_more_decimals_accepts_official_float_strings():
 def test_grammar_without_decimals_accepts_only_integer_scores():
     grammar = UniversalLabelGrammar(score_decimals=0)
     assert grammar.accepts("positive,2,joy,joy") and not grammar.is_viable_prefix("positive,2.")
+    assert grammar.accepts("neutral,0,joy,joy") and not grammar.is_viable_prefix("positive,0")
 
 
 def test_grammar_max_label_length_is_the_longest_label():
@@ -154,14 +167,16 @@ def test_grammar_accepts_only_text_the_parser_reads_as_a_bounded_label(text):
 
 @st.composite
 def valid_labels(draw: st.DrawFn, score_decimals: int = 4) -> str:
-    """Canonical labels: any polarity and emotions, a score in [-3, 3] with at most `score_decimals` decimals."""
+    """Canonical labels: any emotions, a score in [-3, 3] with at most `score_decimals` decimals, its polarity."""
     integer = draw(st.integers(0, 3))
     if integer == 3:
         fraction = "0" * draw(st.integers(0, score_decimals))
     else:
         fraction = draw(st.text("0123456789", max_size=score_decimals))
-    score = draw(st.sampled_from(["", "-"])) + str(integer) + ("." + fraction if fraction else "")
-    slots = [draw(st.sampled_from(POLARITIES)), score, draw(st.sampled_from(MELD_EMOTIONS)), draw(st.sampled_from(IEMOCAP_EMOTIONS))]
+    sign = draw(st.sampled_from(["", "-"]))
+    score = sign + str(integer) + ("." + fraction if fraction else "")
+    polarity = "neutral" if float(score) == 0 else "negative" if sign else "positive"
+    slots = [polarity, score, draw(st.sampled_from(MELD_EMOTIONS)), draw(st.sampled_from(IEMOCAP_EMOTIONS))]
     return ",".join(slots)
 
 
@@ -181,8 +196,9 @@ def test_processor_allows_only_polarity_pieces_and_a_word_start_first(processor,
 
 def test_processor_allows_score_pieces_after_the_polarity(processor, tokenizer):
     pieces = allowed_pieces(processor, tokenizer, label_ids(tokenizer, "positive,")[:-1])
-    assert {"1.0", "-", "-3", "0.6", "3", "3.000"} <= pieces
-    assert not {"4", "\u25811", ",", "</s>", "3.5"} & pieces
+    assert {"1.0", "0.6", "3", "3.000"} <= pieces
+    assert not {"4", "\u25811", ",", "</s>", "3.5", "-", "-3"} & pieces
+    assert {"-", "-3"} <= allowed_pieces(processor, tokenizer, label_ids(tokenizer, "negative,")[:-1])
 
 
 def test_processor_allows_pieces_that_cross_a_separator(processor, tokenizer):
@@ -219,7 +235,7 @@ def test_processor_tracks_each_row_of_a_batch_separately(processor, tokenizer):
     pieces = {
         "finished": ["\u2581neutral", ",", "0", ",", "jo", "y", ",", "jo", "y", "</s>"],
         "left the grammar": ["\u2581neutral", ",", "\u2581the", "\u2581the", "\u2581the", "y", ",", "jo", "y", ","],
-        "after a MELD word": ["\u2581neutral", ",", "2", ".", "5", ",", "f", "e", "a", "r"],
+        "after a MELD word": ["\u2581positive", ",", "2", ".", "5", ",", "f", "e", "a", "r"],
     }
     rows = torch.tensor([[DECODER_START] + tokenizer.convert_tokens_to_ids(row) for row in pieces.values()])
     constrained = processor(rows, torch.zeros(3, 32128))

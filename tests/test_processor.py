@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unimse_hf import UniMSEProcessor, UniversalLabel
-from unimse_hf.feature_extraction_unimse import WordLayout, frame_ranges_of_spans, segment_means
+from unimse_hf.alignment_unimse import WordLayout, frame_ranges_of_spans, segment_means
 from unimse_testing import random_frames, tiny_processor
 
 
@@ -65,7 +65,7 @@ def test_a_word_between_frame_centres_takes_the_nearest_frame():
 
 
 def test_proportional_spans_split_each_clip_by_word_length():
-    layout = WordLayout([[0, 1], [0, 1, 2]], word_timestamps=None, word_lengths=[[1, 3], [2, 2, 4]])
+    layout = WordLayout([[0, 1], [0, 1, 2]], word_timestamps=None, words=[["a", "bcd"], ["ab", "cd", "efgh"]])
     assert layout.spans.tolist() == [[0.0, 0.25], [0.25, 1.0], [0.0, 0.25], [0.25, 0.5], [0.5, 1.0]]
     assert layout.token_words.tolist() == [[0, 1, -1], [2, 3, 4]]
 
@@ -81,13 +81,47 @@ def test_labels_are_encoded_with_minus_100_padding_and_parsed_back():
                                               UniversalLabel("negative", -1.0, "anger", "sadness")]
 
 
-def test_score_decimals_formats_the_score_slot():
+def test_labels_are_written_in_canonical_form_at_the_processors_decimals():
     processor = tiny_processor()
-    processor.score_decimals = 2
-    try:
-        assert processor.format_label(UniversalLabel("negative", -0.6666666865348816, "anger", "sad")) == "negative,-0.67,anger,sadness"
-    finally:
-        processor.score_decimals = None
+    assert processor.score_decimals == 4
+    assert processor.format_label(UniversalLabel("negative", -0.6666666865348816, "anger", "sad")) == "negative,-0.6667,anger,sadness"
+    assert processor.format_label("negative,-0.6666666865348816,anger,sadness") == "negative,-0.6667,anger,sadness"
+
+
+def test_label_case_spaces_and_iemocap_abbreviations_are_normalised():
+    assert tiny_processor().format_label("POSITIVE , 1.0 , JOY , EXC") == "positive,1.0000,joy,excited"
+
+
+def test_every_encoded_label_is_a_string_the_grammar_emits():
+    processor = tiny_processor()
+    grammar = processor.label_constraint().grammar
+    for label in ["positive,2.99999,joy,excited", "neutral,-0.0,neutral,neu", "negative,-3,fear,fru", "positive,1e-3,joy,hap"]:
+        assert grammar.accepts(processor.format_label(label)), label
+
+
+def test_a_nonzero_score_that_rounds_to_zero_is_refused():
+    with pytest.raises(ValueError, match="rounds to 0 at 4 decimals"):
+        tiny_processor().format_label("positive,0.00001,joy,excited")
+
+
+def test_generation_kwargs_constrain_decoding_at_the_processors_decimals():
+    processor = tiny_processor()
+    kwargs = processor.generation_kwargs()
+    (constraint,) = kwargs["logits_processor"]
+    assert constraint.grammar.score_decimals == processor.score_decimals
+    assert kwargs["max_new_tokens"] == constraint.max_label_tokens == 38
+    assert processor.generation_kwargs()["logits_processor"][0] is constraint  # built once per processor
+
+
+def test_generation_kwargs_unstructured_and_with_a_token_budget():
+    assert tiny_processor().generation_kwargs(structured=False, max_new_tokens=5) == {"max_new_tokens": 5}
+
+
+@pytest.mark.parametrize("decimals", [None, -1, 7, 2.0, True, "4"])
+def test_score_decimals_must_be_an_int_from_0_to_6(decimals):
+    processor = tiny_processor()
+    with pytest.raises(ValueError, match="score_decimals"):
+        UniMSEProcessor(processor.feature_extractor, processor.tokenizer, score_decimals=decimals)
 
 
 def test_malformed_generations_parse_as_invalid_without_raising():

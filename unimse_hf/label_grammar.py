@@ -5,8 +5,8 @@
 
     polarity "," score "," MELD-emotion "," IEMOCAP-emotion
 
-where the score is ``-?D(.d{1,N})?`` with ``|score| <= 3`` and at most ``N`` decimals, and every word
-comes from the label sets of :mod:`.labels`. :class:`UniversalLabelLogitsProcessor` lifts the automaton
+where the score is ``-?D(.d{1,N})?`` with ``|score| <= 3``, at most ``N`` decimals and the sign its
+polarity requires, and every word comes from the label sets of :mod:`.labels`. :class:`UniversalLabelLogitsProcessor` lifts the automaton
 to a tokenizer's vocabulary: every SentencePiece piece is a character string (a leading ``▁`` is a word
 start, allowed only before the first character of the label), so a grammar state after any token prefix
 is the automaton state after the concatenated pieces. Per state, the processor precomputes the set of
@@ -37,10 +37,13 @@ class UniversalLabelGrammar:
     """A deterministic character automaton accepting exactly the canonical universal labels.
 
     Accepted: lower-case words from :data:`~.labels.POLARITIES`, :data:`~.labels.MELD_EMOTIONS` and
-    :data:`~.labels.IEMOCAP_EMOTIONS` (full words, no abbreviations), and a score with one integer digit,
-    an optional ``-`` and at most ``score_decimals`` decimals, bounded by ``SCORE_RANGE`` (so ``3``,
-    ``-3.00`` and ``2.9999`` are accepted, ``3.01``, ``+1``, ``.5`` and ``1.`` are not). An optional
-    leading ``▁`` (the word-start marker of the first SentencePiece piece) is accepted.
+    :data:`~.labels.IEMOCAP_EMOTIONS` (full words, no abbreviations), and a score with one integer digit
+    and at most ``score_decimals`` decimals, bounded by ``SCORE_RANGE`` and agreeing with the polarity
+    (as :func:`~.labels.parse_universal_label` requires): ``positive`` takes a score above 0 without a
+    sign, ``negative`` a score below 0 with ``-``, ``neutral`` a zero (``0``, ``0.00``, ``-0``). So
+    ``positive,3``, ``negative,-3.00`` and ``positive,2.9999`` are accepted; ``positive,3.01``,
+    ``positive,-1``, ``negative,0.0``, ``neutral,0.5``, ``positive,+1``, ``.5`` and ``1.`` are not. An
+    optional leading ``▁`` (the word-start marker of the first SentencePiece piece) is accepted.
 
     States are integers; ``initial_state`` is the start and ``None`` stands for a dead prefix.
     """
@@ -49,20 +52,19 @@ class UniversalLabelGrammar:
         if not isinstance(score_decimals, int) or isinstance(score_decimals, bool) or score_decimals < 0:
             raise ValueError(f"`score_decimals` must be an int >= 0, got {score_decimals!r}")
         low, high = SCORE_RANGE
-        if low != -high or high != int(high) or not 0 <= high <= 9:
+        if low != -high or high != int(high) or not 1 <= high <= 9:
             raise ValueError(f"the grammar needs a symmetric single-digit integer SCORE_RANGE, got {SCORE_RANGE}")
         self.score_decimals = score_decimals
         self.transitions: list[dict[str, int]] = []
         self.accepting: set[int] = set()
 
         polarity_start = self._new_state()
-        score_start = self._new_state()
         meld_start = self._new_state()
         iemocap_start = self._new_state()
-        self._add_words(polarity_start, POLARITIES, score_start)
-        self._add_score(score_start, int(high), meld_start)
-        self._add_words(meld_start, MELD_EMOTIONS, iemocap_start)
-        self._add_words(iemocap_start, IEMOCAP_EMOTIONS, None)
+        score_starts = self._add_scores(int(high), meld_start)
+        self._add_words(polarity_start, POLARITIES, score_starts)
+        self._add_words(meld_start, MELD_EMOTIONS, dict.fromkeys(MELD_EMOTIONS, iemocap_start))
+        self._add_words(iemocap_start, IEMOCAP_EMOTIONS, dict.fromkeys(IEMOCAP_EMOTIONS))
         # The initial state behaves like the polarity start and may also consume one leading "▁".
         self.initial_state = self._new_state()
         self.transitions[self.initial_state] = {**self.transitions[polarity_start], WORD_START: polarity_start}
@@ -76,40 +78,68 @@ class UniversalLabelGrammar:
         self.transitions.append({})
         return len(self.transitions) - 1
 
-    def _add_words(self, start: int, words: Sequence[str], next_slot: Optional[int]) -> None:
-        """Add a trie of `words` from `start`; a complete word continues with "," to `next_slot` or accepts."""
+    def _add_words(self, start: int, words: Sequence[str], next_slots: dict[str, Optional[int]]) -> None:
+        """Add a trie of `words` from `start`; a complete word continues with "," to its next slot or accepts."""
         for word in words:
             state = start
             for char in word:
                 if char not in self.transitions[state]:
                     self.transitions[state][char] = self._new_state()
                 state = self.transitions[state][char]
-            if next_slot is None:
+            if next_slots[word] is None:
                 self.accepting.add(state)
             else:
-                self.transitions[state][","] = next_slot
+                self.transitions[state][","] = next_slots[word]
 
-    def _add_score(self, start: int, max_integer: int, next_slot: int) -> None:
-        """Add ``-?D(.d{1,N})?`` from `start`; after the integer digit `max_integer` only zero decimals follow."""
-        after_sign = self._new_state()
-        self.transitions[start]["-"] = after_sign
-        for bounded in (False, True):
-            decimal_digits = "0" if bounded else _DIGITS
-            fraction_states = [self._new_state() for _ in range(self.score_decimals + 1)]
-            for count, state in enumerate(fraction_states):
-                if count > 0:
-                    self.transitions[state][","] = next_slot
-                if count < self.score_decimals:
-                    for digit in decimal_digits:
-                        self.transitions[state][digit] = fraction_states[count + 1]
-            integer_state = self._new_state()
-            self.transitions[integer_state][","] = next_slot
-            if self.score_decimals > 0:
-                self.transitions[integer_state]["."] = fraction_states[0]
-            integer_digits = [str(max_integer)] if bounded else [str(d) for d in range(max_integer)]
-            for digit in integer_digits:
-                self.transitions[start][digit] = integer_state
-                self.transitions[after_sign][digit] = integer_state
+    def _fraction(self, next_slot: int, digits: str) -> list[int]:
+        """States after ``.`` and 0..N decimals drawn from `digits`; each with a decimal may close with ","."""
+        states = [self._new_state() for _ in range(self.score_decimals + 1)]
+        for count, state in enumerate(states):
+            if count > 0:
+                self.transitions[state][","] = next_slot
+            if count < self.score_decimals:
+                for digit in digits:
+                    self.transitions[state][digit] = states[count + 1]
+        return states
+
+    def _integer(self, next_slot: int, fraction: Optional[int], closes: bool = True) -> int:
+        """A state after the integer digit: "," closes the score (if `closes`), "." starts `fraction`."""
+        state = self._new_state()
+        if closes:
+            self.transitions[state][","] = next_slot
+        if fraction is not None and self.score_decimals > 0:
+            self.transitions[state]["."] = fraction
+        return state
+
+    def _add_scores(self, max_integer: int, next_slot: int) -> dict[str, int]:
+        """Add the score sub-automata and return the start state per polarity.
+
+        A non-zero magnitude ``D(.d{1,N})?`` <= `max_integer` (after ``0`` a non-zero decimal must follow)
+        serves ``positive`` directly and ``negative`` after ``-``; ``neutral`` reads ``-?0(.0{1,N})?``.
+        """
+        free = self._fraction(next_slot, _DIGITS)
+        zeros = self._fraction(next_slot, "0")
+        # After "0." a non-zero decimal must come before the score may close.
+        leading_zeros = [self._new_state() for _ in range(self.score_decimals)]
+        for count, state in enumerate(leading_zeros):
+            if count + 1 < self.score_decimals:
+                self.transitions[state]["0"] = leading_zeros[count + 1]
+            for digit in _DIGITS[1:]:
+                self.transitions[state][digit] = free[count + 1]
+        magnitude = self._new_state()
+        for digit in range(1, max_integer):
+            self.transitions[magnitude][str(digit)] = self._integer(next_slot, free[0])
+        self.transitions[magnitude][str(max_integer)] = self._integer(next_slot, zeros[0])
+        if self.score_decimals > 0:
+            self.transitions[magnitude]["0"] = self._integer(next_slot, leading_zeros[0], closes=False)
+        negative = self._new_state()
+        self.transitions[negative]["-"] = magnitude
+        neutral, neutral_sign = self._new_state(), self._new_state()
+        zero = self._integer(next_slot, zeros[0])
+        self.transitions[neutral]["0"] = zero
+        self.transitions[neutral]["-"] = neutral_sign
+        self.transitions[neutral_sign]["0"] = zero
+        return {"positive": magnitude, "negative": negative, "neutral": neutral}
 
     def walk(self, state: Optional[int], text: str) -> Optional[int]:
         """Return the state reached from `state` after reading `text`, or ``None`` if the text leaves the grammar."""

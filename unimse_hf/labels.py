@@ -38,7 +38,7 @@ SCORE_RANGE: tuple[float, float] = (-3.0, 3.0)
 
 # Truncated or misspelt emotions the official evaluation repaired (utils/eval_metrics.py:38-42).
 _EMOTION_REPAIRS: dict[str, str] = {"sad": "sadness", "sa": "sadness", "frust": "frustrated"}
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def polarity_of_score(score: float) -> str:
@@ -106,8 +106,9 @@ def format_universal_label(label: UniversalLabel, score_decimals: Optional[int] 
 class ParsedLabel:
     """The result of parsing generated text. Slots that could not be read are ``None``.
 
-    ``valid`` is True only when all four slots parsed. ``score_or_default`` applies the official
-    fallback (0.0) for an unreadable score, so MSA metrics can still be computed.
+    ``valid`` is True only when all four slots parsed, the score lies in ``SCORE_RANGE`` and the polarity
+    agrees with the score's sign; ``problem`` says why a label is not valid. ``score_or_default`` applies
+    the official fallback (0.0) for an unreadable score, so MSA metrics can still be computed.
     """
 
     text: str
@@ -115,11 +116,12 @@ class ParsedLabel:
     score: Optional[float]
     meld_emotion: Optional[str]
     iemocap_emotion: Optional[str]
+    problem: Optional[str] = None
 
     @property
     def valid(self) -> bool:
-        """Whether every slot parsed."""
-        return None not in (self.polarity, self.score, self.meld_emotion, self.iemocap_emotion)
+        """Whether the text is a universal label: every slot parsed and nothing contradicts."""
+        return self.problem is None and None not in (self.polarity, self.score, self.meld_emotion, self.iemocap_emotion)
 
     @property
     def score_or_default(self) -> float:
@@ -129,12 +131,24 @@ class ParsedLabel:
     def to_label(self) -> UniversalLabel:
         """Return the :class:`UniversalLabel`; raises ``ValueError`` if the text was not a valid label."""
         if not self.valid:
-            raise ValueError(f"`text` is not a valid universal label: {self.text!r}")
+            raise ValueError(f"`text` is not a valid universal label ({self.problem}): {self.text!r}")
         return UniversalLabel(self.polarity, self.score, self.meld_emotion, self.iemocap_emotion)
 
 
+def score_problem(polarity: str, score: float) -> Optional[str]:
+    """Why `score` cannot go with `polarity` in a universal label (outside ``SCORE_RANGE``, or a sign that
+    contradicts the polarity: positive needs a score above 0, negative below 0, neutral exactly 0), or None."""
+    low, high = SCORE_RANGE
+    if not low <= score <= high:
+        return f"score {score!r} is outside [{low:g}, {high:g}]"
+    if polarity_of_score(score) != polarity:
+        return f"polarity {polarity!r} contradicts score {score!r} (a score of that sign is {polarity_of_score(score)!r})"
+    return None
+
+
 def _parse_score(slot: str) -> Optional[float]:
-    if not _NUMBER.match(slot):
+    """A finite score written with ASCII digits (other Unicode digits, NaN and infinities are unreadable)."""
+    if not _NUMBER.fullmatch(slot):
         return None
     value = float(slot)
     return value if math.isfinite(value) else None
@@ -149,22 +163,35 @@ def _parse_emotion(slot: str, allowed: tuple[str, ...]) -> Optional[str]:
 def parse_universal_label(text: object) -> ParsedLabel:
     """Parse generated text into a :class:`ParsedLabel`. Never raises.
 
-    Whitespace and case are normalised; slots beyond the fourth or missing slots make the label
-    invalid, but every slot that can be read is still returned.
+    Lenient in form: whitespace around slots and case are normalised, IEMOCAP abbreviations (``exc``) and
+    the official repairs of truncated emotions (``sa``) are read as the full words. Strict in content: the
+    score must be a finite number written with ASCII digits inside ``SCORE_RANGE`` and agree with the
+    polarity, and there must be exactly four slots; otherwise ``valid`` is False (``problem`` says why),
+    while every slot that can be read is still returned. The processor encodes a label string exactly when
+    this parser reads it as valid.
     """
     raw = text if isinstance(text, str) else ("" if text is None else str(text))
     slots = [s.strip().lower() for s in raw.strip().split(",")]
-    if len(slots) > 4:
-        slots = slots[:4] + ["<extra>"]
     get = lambda i: slots[i] if i < len(slots) else ""  # noqa: E731
     polarity = get(0) if get(0) in POLARITIES else None
     score = _parse_score(get(1))
     meld = _parse_emotion(get(2), MELD_EMOTIONS)
-    iemocap = _parse_emotion(get(3), IEMOCAP_EMOTIONS)
+    # A label with the wrong number of slots is invalid as a whole, even if its prefix reads.
+    iemocap = _parse_emotion(get(3), IEMOCAP_EMOTIONS) if len(slots) == 4 else None
+    problem = None
     if len(slots) != 4:
-        # A label with the wrong number of slots is invalid as a whole, even if its prefix reads.
-        iemocap = None
-    return ParsedLabel(raw, polarity, score, meld, iemocap)
+        problem = f"it has {len(slots)} comma-separated slots, expected 4 (polarity,score,meld,iemocap)"
+    elif polarity is None:
+        problem = f"polarity {get(0)!r} is not one of {POLARITIES}"
+    elif score is None:
+        problem = f"score {get(1)!r} is not a finite number written with ASCII digits"
+    elif meld is None:
+        problem = f"MELD emotion {get(2)!r} is not one of {MELD_EMOTIONS}"
+    elif iemocap is None:
+        problem = f"IEMOCAP emotion {get(3)!r} is not one of {IEMOCAP_EMOTIONS} (or their abbreviations)"
+    else:
+        problem = score_problem(polarity, score)
+    return ParsedLabel(raw, polarity, score, meld, iemocap, problem)
 
 
 def slot_for_dataset(dataset: str) -> str:

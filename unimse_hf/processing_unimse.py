@@ -4,32 +4,56 @@
 from __future__ import annotations
 
 import os
-import re
+import unicodedata
+import weakref
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from transformers import LogitsProcessorList
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
+from .alignment_unimse import sample_error, token_word_ids
 from .feature_extraction_unimse import UniMSEFeatureExtractor
-from .labels import ParsedLabel, UniversalLabel, format_universal_label, parse_universal_label
+from .label_grammar import UniversalLabelLogitsProcessor
+from .labels import (ParsedLabel, UniversalLabel, format_universal_label, parse_universal_label, polarity_of_score,
+                     score_problem)
 
-_WORD = re.compile(r"\S+")
 LabelInput = Union[str, UniversalLabel]
+_LABEL_CONSTRAINTS: "weakref.WeakKeyDictionary[UniMSEProcessor, dict[int, UniversalLabelLogitsProcessor]]" = (
+    weakref.WeakKeyDictionary())
+MAX_SCORE_DECIMALS = 6
+"""The most score decimals a processor encodes and decodes."""
+
+
+def _has_visible_character(text: str) -> bool:
+    """Whether `text` holds a character other than whitespace and invisible format characters (zero-width...)."""
+    return any(not (char.isspace() or unicodedata.category(char) == "Cf") for char in text)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    return value
 
 
 class UniMSEProcessor(ProcessorMixin):
     r"""
     Builds UniMSE inputs: prepends the task prefix and tokenizes the text, pads or token-aligns the
-    acoustic/visual frames, encodes universal labels as `labels`, and parses generated text.
+    acoustic/visual frames, encodes universal labels as `labels`, parses generated text, and gives the
+    keyword arguments of the one way UniMSE decodes (`generation_kwargs`).
+
+    The processor is the single source of the task prefix: the model config holds none, so a checkpoint
+    feeds its model exactly the prefix saved in its `processor_config.json`.
 
     Args:
         feature_extractor ([`UniMSEFeatureExtractor`]): pads and aligns frame sequences.
         tokenizer ([`T5Tokenizer`]): the T5 SentencePiece tokenizer.
         task_prefix (`str`, defaults to `"sst2 sentence: "`): prepended to every input text.
-        score_decimals (`int`, *optional*): decimals of the score slot in encoded labels; `None` keeps
-            Python's `str(float)`, as the official targets do.
+        score_decimals (`int`, defaults to 4): decimals of the score slot, 0 to 6. Every encoded label is
+            written in the canonical form at these decimals (the form the label grammar emits), and
+            structured decoding allows at most these decimals.
         max_length (`int`, defaults to 512): input truncation length in tokens (B22).
     """
 
@@ -38,17 +62,18 @@ class UniMSEProcessor(ProcessorMixin):
         feature_extractor: UniMSEFeatureExtractor,
         tokenizer,
         task_prefix: str = "sst2 sentence: ",
-        score_decimals: Optional[int] = None,
+        score_decimals: int = 4,
         max_length: int = 512,
         **kwargs,
     ):
         if not isinstance(task_prefix, str):
             raise TypeError(f"`task_prefix` must be a string, got {type(task_prefix).__name__}")
-        if score_decimals is not None and (not isinstance(score_decimals, int) or score_decimals < 0):
-            raise ValueError(f"`score_decimals` must be None or an int >= 0, got {score_decimals!r}")
+        if (not isinstance(score_decimals, int) or isinstance(score_decimals, bool)
+                or not 0 <= score_decimals <= MAX_SCORE_DECIMALS):
+            raise ValueError(f"`score_decimals` must be an int from 0 to {MAX_SCORE_DECIMALS}, got {score_decimals!r}")
         self.task_prefix = task_prefix
         self.score_decimals = score_decimals
-        self.max_length = max_length
+        self.max_length = _positive_int(max_length, "max_length")
         super().__init__(feature_extractor, tokenizer, **kwargs)
 
     @classmethod
@@ -61,43 +86,51 @@ class UniMSEProcessor(ProcessorMixin):
 
     # ------------------------------------------------------------------ encoding
 
-    def format_label(self, label: LabelInput) -> str:
-        """Return the target string of a label (strings are validated and passed through)."""
-        if isinstance(label, UniversalLabel):
-            return format_universal_label(label, score_decimals=self.score_decimals)
+    def format_label(self, label: LabelInput, name: str = "labels") -> str:
+        """Return the canonical target string of a label at `score_decimals`, or raise naming `name`.
+
+        A string is read as `parse_universal_label` reads generations (case, spaces around slots and
+        IEMOCAP abbreviations are normalised: `POSITIVE , 1.0 , JOY , EXC` becomes
+        `positive,1.0000,joy,excited`) and refused where that parser finds it invalid: a wrong slot count
+        or word, a score that is not a finite ASCII number, outside [-3, 3], or whose sign contradicts the
+        polarity. A non-zero score that rounds to 0 at `score_decimals` is refused too (its polarity would
+        contradict the target). Every accepted label is a string the label grammar can emit.
+        """
         if isinstance(label, str):
-            if not parse_universal_label(label).valid:
-                raise ValueError(f"`labels` entry {label!r} is not a universal label 'polarity,score,meld,iemocap'")
-            return label
-        raise TypeError(f"`labels` entries must be strings or UniversalLabel, got {type(label).__name__}")
+            parsed = parse_universal_label(label)
+            if not parsed.valid:
+                raise ValueError(f"`{name}` = {label!r} is not a universal label 'polarity,score,meld,iemocap': "
+                                 f"{parsed.problem}")
+            label = parsed.to_label()
+        elif not isinstance(label, UniversalLabel):
+            raise TypeError(f"`{name}` must be a string or a UniversalLabel, got {type(label).__name__}")
+        problem = score_problem(label.polarity, label.score)
+        if problem is not None:
+            raise ValueError(f"`{name}` = {label!r} is not a universal label: {problem}")
+        text = format_universal_label(label, score_decimals=self.score_decimals)
+        if polarity_of_score(float(text.split(",")[1])) != label.polarity:
+            raise ValueError(f"`{name}` = {label!r}: score {label.score!r} rounds to 0 at {self.score_decimals} "
+                             f"decimals, contradicting polarity {label.polarity!r}; raise `score_decimals`")
+        return text
 
     def _texts(self, text: Union[str, Sequence[str], None]) -> list[str]:
         if text is None:
             raise ValueError("`text` is required: UniMSE always reads a transcript")
-        texts = [text] if isinstance(text, str) else list(text)
+        if isinstance(text, str):
+            texts = [text]
+        elif isinstance(text, (list, tuple)):
+            texts = list(text)
+        else:
+            raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}")
         if not texts:
             raise ValueError("`text` is an empty batch")
         for i, item in enumerate(texts):
             if not isinstance(item, str):
-                raise TypeError(f"`text[{i}]` must be a string, got {type(item).__name__}")
-            if not item.strip():
-                raise ValueError(f"`text[{i}]` is empty; UniMSE needs a non-empty transcript")
+                raise sample_error(TypeError, i, f"`text[{i}]` must be a string, got {type(item).__name__}")
+            if not _has_visible_character(item):
+                raise sample_error(ValueError, i, f"`text[{i}]` is empty (only whitespace or invisible characters, "
+                                                  f"{item!r}); UniMSE needs a non-empty transcript")
         return texts
-
-    def _token_word_ids(self, encoding, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
-        """Map every token to the index of the transcript word it starts in (-1 for prefix/special tokens)."""
-        prefix_length = len(self.task_prefix)
-        all_ids, all_lengths = [], []
-        for i, text in enumerate(texts):
-            words = list(_WORD.finditer(text))
-            starts = np.array([m.start() for m in words], dtype=np.int64) + prefix_length
-            offsets = np.asarray(encoding["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-            special = np.asarray(encoding["special_tokens_mask"][i], dtype=bool)
-            word_ids = np.searchsorted(starts, offsets[:, 0], side="right") - 1
-            word_ids[(offsets[:, 0] < prefix_length) | special | (offsets[:, 1] <= offsets[:, 0])] = -1
-            all_ids.append(word_ids.tolist())
-            all_lengths.append([m.end() - m.start() for m in words])
-        return all_ids, all_lengths
 
     def __call__(
         self,
@@ -118,37 +151,37 @@ class UniMSEProcessor(ProcessorMixin):
         """Prepare model inputs.
 
         Args:
-            text: a transcript (or ERC context string) or a batch of them; never empty.
-            acoustic, visual: per-sample (frames, dim) arrays, or a list of them (see the feature extractor).
-            labels: universal labels (strings or `UniversalLabel`), encoded to `labels` with -100 padding.
-            word_timestamps: per sample, a (start, end) pair in seconds for each whitespace-separated word
-                of the text; implies `align_to_tokens=True`.
+            text: a transcript (or ERC context string) or a list of them; none may be empty or only
+                whitespace/zero-width characters.
+            acoustic, visual: per-sample (frames, dim) arrays of real numbers, or a list of them (see the
+                feature extractor).
+            labels: universal labels (strings or `UniversalLabel`), encoded in canonical form (see
+                `format_label`) to `labels` with -100 padding.
+            word_timestamps: per sample, one (start, end) pair of seconds from the clip start, or one
+                {"start", "end"} mapping (Whisper's word timestamps), per whitespace-separated word of the
+                text (see `alignment_unimse`); implies `align_to_tokens=True` and needs `acoustic` or `visual`.
             align_to_tokens: give every token the mean of its word's frames instead of frame-level inputs.
             acoustic_feature_kind, visual_feature_kind: the extractor that produced the features, if known;
                 a kind the checkpoint was not trained on is refused.
-            padding, truncation, max_length, return_tensors: as for the tokenizer.
+            padding, truncation, return_tensors: as for the tokenizer.
+            max_length: truncation length in tokens (a positive int); defaults to `self.max_length`.
         """
         texts = self._texts(text)
         batch = len(texts)
+        max_length = self.max_length if max_length is None else _positive_int(max_length, "max_length")
         for name, value in (("acoustic", acoustic), ("visual", visual)):
             count = _batch_size(value)
             if count is not None and count != batch:
                 raise ValueError(f"`{name}` has {count} samples but `text` has {batch}")
+        if word_timestamps is not None and acoustic is None and visual is None:
+            raise ValueError("`word_timestamps` were given without `acoustic` or `visual` frames to align")
         align = align_to_tokens or word_timestamps is not None
-        if word_timestamps is not None:
-            if batch == 1 and len(word_timestamps) and np.ndim(word_timestamps[0]) == 1:
-                word_timestamps = [word_timestamps]
-            if len(word_timestamps) != batch:
-                raise ValueError(f"`word_timestamps` has {len(word_timestamps)} samples but `text` has {batch}")
-            for i, (sample_text, stamps) in enumerate(zip(texts, word_timestamps)):
-                words = len(sample_text.split())
-                if stamps is not None and len(stamps) != words:
-                    raise ValueError(f"`word_timestamps[{i}]` has {len(stamps)} spans but `text[{i}]` has {words} words")
+        encoded_labels = None if labels is None else self.encode_labels(labels, expected=batch)
         encoding = self.tokenizer(
             [self.task_prefix + t for t in texts],
             padding=padding,
             truncation=truncation,
-            max_length=max_length or self.max_length,
+            max_length=max_length,
             return_offsets_mapping=align,
             return_special_tokens_mask=align,
         )
@@ -156,27 +189,71 @@ class UniMSEProcessor(ProcessorMixin):
         if acoustic is not None or visual is not None:
             extra = {}
             if align:
-                extra["token_word_ids"], extra["word_lengths"] = self._token_word_ids(encoding, texts)
+                extra["token_word_ids"], extra["words"] = token_word_ids(
+                    texts, len(self.task_prefix), encoding["offset_mapping"], encoding["special_tokens_mask"])
                 extra["word_timestamps"] = word_timestamps
             features = self.feature_extractor(
                 acoustic=acoustic, visual=visual, acoustic_feature_kind=acoustic_feature_kind,
                 visual_feature_kind=visual_feature_kind, **extra,
             )
             data.update(features)
-        if labels is not None:
-            data["labels"] = self.encode_labels(labels, expected=batch)
+        if encoded_labels is not None:
+            data["labels"] = encoded_labels
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def encode_labels(self, labels: Union[LabelInput, Sequence[LabelInput]], expected: Optional[int] = None) -> list[list[int]]:
-        """Tokenize universal labels to id lists padded with -100."""
-        items = [labels] if isinstance(labels, (str, UniversalLabel)) else list(labels)
+        """Tokenize universal labels, each in its canonical form (`format_label`), to id lists padded with -100."""
+        single = isinstance(labels, (str, UniversalLabel))
+        if not single and not isinstance(labels, (list, tuple)):
+            raise TypeError(f"`labels` must be a label or a list of labels, got {type(labels).__name__}")
+        items = [labels] if single else list(labels)
+        if not items:
+            raise ValueError("`labels` is an empty batch")
         if expected is not None and len(items) != expected:
             raise ValueError(f"`labels` has {len(items)} entries but `text` has {expected}")
-        ids = self.tokenizer([self.format_label(label) for label in items])["input_ids"]
+        targets = []
+        for i, label in enumerate(items):
+            try:
+                targets.append(self.format_label(label, name="labels" if single else f"labels[{i}]"))
+            except (TypeError, ValueError) as error:
+                raise sample_error(type(error), i, str(error)) from None
+        ids = self.tokenizer(targets)["input_ids"]
         longest = max(len(row) for row in ids)
         return [row + [-100] * (longest - len(row)) for row in ids]
 
     # ------------------------------------------------------------------ decoding
+
+    def label_constraint(self) -> UniversalLabelLogitsProcessor:
+        """The `UniversalLabelLogitsProcessor` at `score_decimals`, built once per processor and decimals.
+
+        The cache lives beside the processor (not in its attributes), so saving it never serialises the tables.
+        """
+        cache = _LABEL_CONSTRAINTS.setdefault(self, {})
+        if self.score_decimals not in cache:
+            cache[self.score_decimals] = UniversalLabelLogitsProcessor(self.tokenizer, score_decimals=self.score_decimals)
+        return cache[self.score_decimals]
+
+    def generation_kwargs(self, structured: bool = True, max_new_tokens: Optional[int] = None) -> dict[str, Any]:
+        """The keyword arguments every caller passes to `model.generate`: the one way UniMSE decodes.
+
+        Args:
+            structured: constrain decoding to the label grammar at `score_decimals` (a `LogitsProcessorList`
+                holding this processor's cached `UniversalLabelLogitsProcessor`); `False` decodes freely.
+            max_new_tokens: defaults to the tokens the longest grammatical label needs, EOS included.
+
+        Returns:
+            `{"max_new_tokens": ...}` plus `{"logits_processor": LogitsProcessorList([...])}` when structured.
+        """
+        if not isinstance(structured, bool):
+            raise TypeError(f"`structured` must be a bool, got {type(structured).__name__}")
+        constraint = self.label_constraint()
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": constraint.max_label_tokens if max_new_tokens is None
+            else _positive_int(max_new_tokens, "max_new_tokens"),
+        }
+        if structured:
+            kwargs["logits_processor"] = LogitsProcessorList([constraint])
+        return kwargs
 
     def batch_decode(self, sequences, **kwargs) -> list[str]:
         """Decode generated ids to text, dropping special tokens."""

@@ -1,0 +1,336 @@
+# Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
+"""Word-to-token alignment of frame sequences: the one module that reads word timestamps.
+
+The processor maps every token to the transcript word it starts in (:func:`token_word_ids`);
+:class:`WordLayout` reads and checks the word timestamps of a batch once (count against the words,
+format, finiteness, order) and lays the words of all samples out side by side; :func:`align_to_tokens`
+gives each token the mean of its word's frames for one modality, for the whole batch in one sparse
+product. This module is uploaded with checkpoints: it imports only torch, numpy and the standard library.
+
+Word timestamps, per sample, are one entry per whitespace-separated word, each either a
+``(start, end)`` pair of seconds from the clip start or a mapping with ``"start"`` and ``"end"`` keys
+(Whisper's ``{"word", "start", "end"}`` and the data rows' ``word_timestamps``; other keys are not
+read). ``(word, start, end)`` triples and anything else are refused. A word may end at most
+:data:`CLIP_END_TOLERANCE_SECONDS` past the end of a clip (frame-count rounding, modalities a few
+frames apart); a word ending later (milliseconds given as seconds, timestamps of the whole video) is an
+error naming the sample and the word.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+CLIP_END_TOLERANCE_SECONDS = 0.25
+"""How far (seconds) a word may end past the end of its clip; later ends are refused."""
+
+_WORD = re.compile(r"\S+")
+
+# Sparse CSR tensors are the fastest segment sum on CPU here; torch flags their support as beta once per process.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
+
+
+def sample_error(error_type: type, index: int, message: str) -> Exception:
+    """An exception of `error_type` about sample `index` of a batch; `sample_index` lets callers name the row."""
+    error = error_type(message)
+    error.sample_index = index
+    return error
+
+
+def token_word_ids(texts: Sequence[str], prefix_length: int, offsets: Sequence[Any],
+                   special_tokens_mask: Sequence[Any]) -> tuple[np.ndarray, list[list[str]]]:
+    """Per token, the index of the transcript word it starts in, and the words of every text.
+
+    Args:
+        texts: the transcripts, without the task prefix.
+        prefix_length: characters of the task prefix put before every text when tokenizing.
+        offsets, special_tokens_mask: the tokenizer's `offset_mapping` and `special_tokens_mask` rows.
+
+    Returns:
+        A `(batch, tokens)` int64 array (-1 for prefix, special and padding tokens) and, per text, its
+        whitespace-separated words.
+    """
+    rows, words = [], []
+    for i, text in enumerate(texts):
+        matches = list(_WORD.finditer(text))
+        starts = np.array([m.start() for m in matches], dtype=np.int64) + prefix_length
+        spans = np.asarray(offsets[i], dtype=np.int64).reshape(-1, 2)
+        special = np.asarray(special_tokens_mask[i], dtype=bool)
+        ids = np.searchsorted(starts, spans[:, 0], side="right") - 1
+        ids[(spans[:, 0] < prefix_length) | special | (spans[:, 1] <= spans[:, 0])] = -1
+        rows.append(ids)
+        words.append([m.group() for m in matches])
+    table = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
+    for i, ids in enumerate(rows):
+        table[i, : len(ids)] = ids
+    return table, words
+
+
+def _single_sample(word_timestamps: Sequence[Any]) -> bool:
+    """Whether `word_timestamps` is one sample's entries rather than a batch of samples."""
+    first = next((entry for entry in word_timestamps if entry is not None), None)
+    return isinstance(first, Mapping) or (first is not None and np.ndim(first) == 1 and len(first) > 0
+                                          and not isinstance(first[0], (list, tuple, Mapping, np.ndarray)))
+
+
+def _sample_spans(sample: Any, index: int) -> np.ndarray:
+    """One sample's timestamps as a `(words, 2)` float64 array, or a clear error naming `word_timestamps[index]`."""
+    name = f"`word_timestamps[{index}]`"
+    if isinstance(sample, (str, bytes, Mapping)) or not hasattr(sample, "__len__"):
+        raise sample_error(TypeError, index, f"{name} must be a list with one (start, end) pair or "
+                                             f"{{'start', 'end'}} mapping per word, got {type(sample).__name__}")
+    entries = list(sample)
+    mappings = [isinstance(entry, Mapping) for entry in entries]
+    if any(mappings):
+        if not all(mappings):
+            raise sample_error(TypeError, index, f"{name} mixes mappings and pairs; use one form per sample")
+        for j, entry in enumerate(entries):
+            if "start" not in entry or "end" not in entry:
+                raise sample_error(ValueError, index, f"{name}[{j}] is a mapping without 'start' and 'end' keys: "
+                                                      f"{sorted(map(str, entry))}")
+        entries = [(entry["start"], entry["end"]) for entry in entries]
+    try:
+        spans = np.array(entries)
+    except ValueError:
+        raise sample_error(ValueError, index, f"{name} must hold one (start, end) pair per word; its entries have "
+                                              "different lengths") from None
+    if spans.size == 0:
+        return np.zeros((0, 2))
+    if spans.ndim != 2 or spans.shape[1] != 2:
+        raise sample_error(ValueError, index, f"{name} must hold one (start, end) pair per word, got shape "
+                                              f"{spans.shape}; (word, start, end) triples are not read, pass "
+                                              "{'word', 'start', 'end'} mappings or (start, end) pairs")
+    if spans.dtype.kind not in "iuf":
+        raise sample_error(TypeError, index, f"{name} must hold real numbers of seconds, got dtype {spans.dtype}")
+    return spans.astype(np.float64)
+
+
+def _read_timestamps(word_timestamps: Any, batch: int) -> tuple[list[bool], np.ndarray, np.ndarray]:
+    """Whether each sample has timestamps, the count per sample and all spans concatenated (seconds)."""
+    if isinstance(word_timestamps, (str, bytes, Mapping)) or not hasattr(word_timestamps, "__len__"):
+        raise TypeError(f"`word_timestamps` must be a list with one entry per sample, got {type(word_timestamps).__name__}")
+    samples = list(word_timestamps)
+    if batch == 1 and _single_sample(samples):
+        samples = [samples]
+    if len(samples) != batch:
+        raise ValueError(f"`word_timestamps` has {len(samples)} samples but the batch has {batch}")
+    timed = [sample is not None for sample in samples]
+    try:  # Fast path: every sample a list of (start, end) pairs of numbers.
+        flat = [entry for sample in samples if sample is not None for entry in sample]
+        spans = np.array(flat) if flat else np.zeros((0, 2))
+        fast = spans.ndim == 2 and spans.shape[1] == 2 and spans.dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        fast = False
+    if fast:
+        counts = np.array([len(sample) if sample is not None else 0 for sample in samples], dtype=np.int64)
+        return timed, counts, spans.astype(np.float64, copy=False)
+    per_sample = [_sample_spans(sample, i) if sample is not None else np.zeros((0, 2)) for i, sample in enumerate(samples)]
+    counts = np.array([len(spans) for spans in per_sample], dtype=np.int64)
+    return timed, counts, np.concatenate(per_sample)
+
+
+class WordLayout:
+    """The words of a batch, shared by both modalities, with their timestamps read and checked once.
+
+    Per token its global word index (`token_words`, -1 for none), per word its sample (`word_sample`) and
+    its span (`spans`: seconds from the timestamps, or for a sample without timestamps a fraction of the
+    clip, the words spread in proportion to their character lengths; `proportional` says which).
+
+    Args:
+        token_word_ids: per sample, the word index of each token (-1 for tokens of no word), as lists or a
+            `(batch, tokens)` array.
+        word_timestamps: per sample, one `(start, end)` pair or `{"start", "end"}` mapping per word, or None
+            (see the module docstring); a single sample's list is accepted for a batch of one.
+        words: per sample, its whitespace-separated words. With them, a sample's timestamps must number
+            exactly its words and errors name the word; without, they must cover every word a token has.
+    """
+
+    def __init__(self, token_word_ids: Any, word_timestamps: Optional[Sequence[Any]] = None,
+                 words: Optional[Sequence[Sequence[str]]] = None):
+        token_words = _token_table(token_word_ids)
+        batch = token_words.shape[0]
+        if words is not None and len(words) != batch:
+            raise ValueError(f"`words` has {len(words)} samples but `token_word_ids` has {batch}")
+        needed = token_words.max(axis=1, initial=-1) + 1
+        if word_timestamps is None:
+            timed, counts, timed_spans = [False] * batch, np.zeros(batch, dtype=np.int64), np.zeros((0, 2))
+        else:
+            timed, counts, timed_spans = _read_timestamps(word_timestamps, batch)
+        known = np.array([len(w) for w in words], dtype=np.int64) if words is not None else None
+        word_counts = np.where(timed, counts, known if known is not None else needed)
+        for i in range(batch):
+            expected = known[i] if known is not None else needed[i]
+            if timed[i] and (counts[i] != expected if known is not None else counts[i] < expected):
+                text = f"`text[{i}]` has {expected} words" if known is not None else f"the tokens need {expected} words"
+                raise sample_error(ValueError, i, f"`word_timestamps[{i}]` has {counts[i]} spans but {text}")
+            if needed[i] > word_counts[i]:
+                raise sample_error(ValueError, i, f"`token_word_ids[{i}]` refers to word {needed[i] - 1} but the "
+                                                  f"sample has {word_counts[i]} words")
+        self.batch_size = batch
+        self.words = words
+        self.word_sample = np.repeat(np.arange(batch), word_counts)
+        self.word_offsets = np.cumsum(word_counts) - word_counts
+        self.token_words = np.where(token_words >= 0, token_words + self.word_offsets[:, None], -1)
+        self.proportional = ~np.asarray(timed, dtype=bool)[self.word_sample]
+        self.has_timestamps = bool(any(timed))
+        self.spans = np.zeros((len(self.word_sample), 2))
+        if self.has_timestamps:
+            self.spans[~self.proportional] = self._checked(timed_spans, self.word_sample[~self.proportional])
+        if self.proportional.any():
+            self.spans[self.proportional] = self._fractions(word_counts)[self.proportional]
+
+    def describe_word(self, word: int) -> str:
+        """`word_timestamps[i]` and the word (global index `word`) as an error names them."""
+        sample = int(self.word_sample[word])
+        position = int(word - self.word_offsets[sample])
+        text = f" ({self.words[sample][position]!r})" if self.words is not None else ""
+        return f"`word_timestamps[{sample}]` word {position}{text}"
+
+    def _checked(self, spans: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """Validate all timestamps at once; the error names the first offending sample and word."""
+        problems = [
+            (~np.isfinite(spans).all(axis=1), "is NaN or infinite"),
+            ((spans < 0).any(axis=1), "must be non-negative seconds"),
+            (spans[:, 1] < spans[:, 0], "ends before it starts"),
+            (np.concatenate([[False], (np.diff(spans[:, 0]) < 0) & (sample[1:] == sample[:-1])]),
+             "starts before the previous word (words must be in order)"),
+        ]
+        timed_words = np.flatnonzero(~self.proportional)
+        for bad, message in problems:
+            if bad.any():
+                first = int(np.argmax(bad))
+                raise sample_error(ValueError, int(sample[first]),
+                                   f"{self.describe_word(timed_words[first])} {message}: {tuple(spans[first])}")
+        return spans
+
+    def _fractions(self, word_counts: np.ndarray) -> np.ndarray:
+        """(words, 2) start/end as fractions of the clip, proportional to character length."""
+        if self.words is None:
+            lengths = np.ones(int(word_counts.sum()))
+        else:
+            lengths = np.array([len(word) for sample in self.words for word in sample], dtype=np.float64)
+        ends = np.cumsum(lengths)
+        before = np.concatenate([[0.0], ends])[self.word_offsets][self.word_sample]
+        totals = np.bincount(self.word_sample, weights=lengths, minlength=self.batch_size)[self.word_sample]
+        totals = np.where(totals > 0, totals, 1.0)
+        return np.stack([ends - lengths - before, ends - before], axis=1) / totals[:, None]
+
+
+def _token_table(token_word_ids: Any) -> np.ndarray:
+    """`token_word_ids` as a `(batch, tokens)` int64 array padded with -1."""
+    if isinstance(token_word_ids, np.ndarray):
+        if token_word_ids.ndim != 2 or token_word_ids.dtype.kind not in "iu":
+            raise ValueError(f"`token_word_ids` must be a 2-D integer array, got {token_word_ids.dtype} {token_word_ids.shape}")
+        return token_word_ids.astype(np.int64, copy=False)
+    rows = [np.asarray(ids, dtype=np.int64).reshape(-1) for ids in token_word_ids]
+    if not rows:
+        raise ValueError("`token_word_ids` is an empty batch")
+    table = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
+    for i, ids in enumerate(rows):
+        table[i, : len(ids)] = ids
+    return table
+
+
+def frame_ranges_of_spans(spans: np.ndarray, frame_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame index ranges [low, high) whose centres (i + 0.5) lie in each [start, end) span (in frame units).
+
+    `frame_counts` gives, per span, the number of frames of its clip (> 0). A span containing no frame
+    centre takes the frame nearest its midpoint.
+    """
+    low = np.clip(np.ceil(spans[:, 0] - 0.5), 0, frame_counts).astype(np.int64)
+    high = np.clip(np.ceil(spans[:, 1] - 0.5), 0, frame_counts).astype(np.int64)
+    empty = high <= low
+    nearest = np.clip(np.floor(spans.mean(axis=1)), 0, frame_counts - 1).astype(np.int64)
+    return np.where(empty, nearest, low), np.where(empty, nearest + 1, high)
+
+
+def range_sums(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Sums of `frames[low[i]:high[i]]` for every i, and whether every frame (inside a range or not) is finite.
+
+    One sparse (ranges x frames) CSR matrix times the frames: each frame is read once, with no per-range
+    Python work. Sorted, disjoint ranges (the usual word spans) make the rows the alternating gaps and
+    ranges of the frame axis, so the column indices are simply `0..frames-1`; overlapping ranges list
+    their frames explicitly and add a row of the frames that no range covers (for the finiteness check).
+    A sum can only overflow to infinity when the frames hold values near float32's limit, so a False
+    flag asks the caller to check the frames themselves.
+    """
+    count = frames.shape[0]
+    sizes = high - low
+    if len(low) == 0 or np.all(low[1:] >= high[:-1]):
+        crow = np.empty(2 * len(low) + 2, dtype=np.int64)
+        crow[0], crow[-1] = 0, count
+        crow[1:-1:2], crow[2:-1:2] = low, high
+        columns = np.arange(count, dtype=np.int64)
+        rows = slice(1, None, 2)
+    else:
+        starts = np.cumsum(sizes) - sizes
+        inside = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts - low, sizes)
+        coverage = np.cumsum(np.bincount(low, minlength=count + 1) - np.bincount(high, minlength=count + 1))[:count]
+        columns = np.concatenate([inside, np.flatnonzero(coverage == 0)])
+        crow = np.concatenate([[0], np.cumsum(sizes), [len(columns)]])
+        rows = slice(0, len(low))
+    matrix = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(columns),
+                                     torch.ones(len(columns), dtype=torch.float32), size=(len(crow) - 1, count),
+                                     check_invariants=False)
+    sums = (matrix @ torch.from_numpy(frames)).numpy()
+    return sums[rows], bool(np.isfinite(sums).all())
+
+
+def segment_means(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Means of `frames[low[i]:high[i]]` for every i (each range non-empty)."""
+    sums, _ = range_sums(frames, low, high)
+    return sums / (high - low)[:, None].astype(np.float32)
+
+
+def align_to_tokens(samples: Sequence[Optional[np.ndarray]], layout: WordLayout, rate: Optional[float], dim: int,
+                    padding_value: float, modality: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Token-aligned features of one modality for a batch: each token gets the mean of its word's frames.
+
+    Args:
+        samples: per sample a float32 `(frames, dim)` array, or None where the modality is missing.
+        layout: the batch's words (:class:`WordLayout`).
+        rate: frames per second of the modality (needed when the layout has timestamps).
+        dim, padding_value: frame size, and the value of tokens without frames.
+        modality: `"acoustic"` or `"visual"`, for error messages.
+
+    Returns:
+        `(batch, tokens, dim)` features, the `(batch, tokens)` int64 mask (1 where a token got frames) and
+        whether all frames were finite (False asks the caller to check them, see :func:`range_sums`).
+    """
+    if layout.batch_size != len(samples):
+        raise ValueError(f"`token_word_ids` has {layout.batch_size} samples but `{modality}` has {len(samples)}")
+    if layout.has_timestamps and rate is None:
+        raise ValueError(f"`word_timestamps` need `{modality}_frame_rate`; set it on the feature extractor")
+    counts = np.array([0 if frames is None else frames.shape[0] for frames in samples], dtype=np.int64)
+    word_frames = counts[layout.word_sample]
+    usable = word_frames > 0
+    spans = layout.spans * np.where(layout.proportional, word_frames, rate or 1.0)[:, None]
+    late = usable & ~layout.proportional & (layout.spans[:, 1] > word_frames / (rate or 1.0) + CLIP_END_TOLERANCE_SECONDS)
+    if late.any():
+        word = int(np.argmax(late))
+        sample = int(layout.word_sample[word])
+        raise sample_error(ValueError, sample, (
+            f"{layout.describe_word(word)} ends at {layout.spans[word, 1]:g} s, past the end of the {modality} clip "
+            f"({counts[sample] / rate:g} s = {counts[sample]} frames at {rate:g} Hz); timestamps must be seconds "
+            "from the clip start"))
+    present = [frames for frames in samples if frames is not None and frames.shape[0]]
+    all_frames = np.concatenate(present) if len(present) > 1 else present[0] if present else np.zeros((0, dim), np.float32)
+    low, high = frame_ranges_of_spans(spans[usable], word_frames[usable])
+    offsets = (np.cumsum(counts) - counts)[layout.word_sample[usable]]
+    if not (all_frames.flags.c_contiguous and all_frames.flags.writeable):  # torch.from_numpy needs both
+        all_frames = np.array(all_frames, order="C")
+    sums, finite = range_sums(all_frames, low + offsets, high + offsets)
+    table = np.full((len(usable) + 1, dim), padding_value, dtype=np.float32)
+    table[np.flatnonzero(usable)] = sums / (high - low)[:, None].astype(np.float32)
+    word_of_token = np.where(layout.token_words >= 0, layout.token_words, len(usable))
+    word_of_token = np.where(np.append(usable, False)[word_of_token], word_of_token, len(usable))
+    return table[word_of_token], (word_of_token < len(usable)).astype(np.int64), finite
+
+
+__all__ = ["CLIP_END_TOLERANCE_SECONDS", "WordLayout", "align_to_tokens", "frame_ranges_of_spans", "range_sums",
+           "sample_error", "segment_means", "token_word_ids"]
