@@ -13,7 +13,14 @@ Runs unchanged under `python` and `accelerate launch`:
 
 `--tiny` builds a small random model instead (smoke tests, CPU). The data are rows of the UniMSE row schema
 (`unimse_hf/data/schema.py`): `{dataset_dir}/{train,validation,test}.parquet` as written by
-`examples/prepare_data.py`, or a Hub dataset with those splits.
+`examples/prepare_data.py`, or a Hub dataset with those splits. Every row's acoustic/visual frames must have
+the width of the first row's (checked at load, naming the row id and file).
+
+The model is frozen for fine-tuning (`model.freeze_for_fine_tuning()`: fusion modules and
+`trainable_t5_blocks` train). Validation is evaluated per corpus (`eval_mosi_*`, `eval_meld_*`, plus
+`eval_mean_primary`). `--push_to_hub` pushes the final model; `--push_checkpoints every_save|checkpoint|
+all_checkpoints` also pushes each saved checkpoint (`HubPushCallback`). A run whose loss or weights stop being
+finite stops with `NonFiniteTrainingError` (non-zero exit) before saving them.
 """
 
 from __future__ import annotations
@@ -28,12 +35,16 @@ from typing import Any, Optional
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import transformers
 from transformers import HfArgumentParser, set_seed
 
 from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProcessor
+from unimse_hf.checkpoint import last_complete_checkpoint
 from unimse_hf.data_collator import UniMSEDataCollator
-from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments, last_complete_checkpoint
+from unimse_hf.hub_push_callback import CHECKPOINT_STRATEGIES, HubPushCallback
+from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +98,20 @@ class DataArguments:
     use_word_timestamps: bool = field(
         default=False, metadata={"help": "Token-align the frames with the rows' word_timestamps."}
     )
+    push_checkpoints: Optional[str] = field(
+        default=None,
+        metadata={"help": "Also push every saved checkpoint to --hub_model_id (HubPushCallback): every_save "
+                          "(the model), checkpoint (plus the resumable folder as last-checkpoint/) or "
+                          "all_checkpoints.", "choices": list(CHECKPOINT_STRATEGIES)},
+    )
 
     def __post_init__(self) -> None:
         if (self.dataset_dir is None) == (self.dataset_name is None):
             raise ValueError("Give exactly one of --dataset_dir and --dataset_name")
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be >= 1, got {value}")
 
 
 def parse_config_overrides(text: Optional[str]) -> dict[str, Any]:
@@ -120,10 +141,19 @@ def load_splits(data_args: DataArguments) -> datasets.DatasetDict:
                 raise FileNotFoundError(f"no train/validation/test.parquet in {folder}")
             for split, path in files.items():
                 # `Dataset.from_parquet` reads local files without `load_dataset`'s network usage ping.
-                parts.setdefault(split, []).append(datasets.Dataset.from_parquet(path))
+                piece = datasets.Dataset.from_parquet(path)
+                check_feature_widths(piece, path)
+                parts.setdefault(split, []).append(piece)
         raw = datasets.DatasetDict({split: concatenate_corpora(pieces) for split, pieces in parts.items()})
     else:
         raw = datasets.load_dataset(data_args.dataset_name)
+        for split, rows in raw.items():
+            check_feature_widths(rows, f"{data_args.dataset_name} ({split})")
+    for modality in ("acoustic", "visual"):  # every split and corpus must agree too
+        widths = {split: width for split, rows in raw.items()
+                  if (width := check_feature_widths(rows, split).get(modality)) is not None}
+        if len(set(widths.values())) > 1:
+            raise ValueError(f"the {modality} frames have different widths across splits/corpora: {widths}")
     if data_args.datasets:
         keep = {name.strip().lower() for name in data_args.datasets.split(",") if name.strip()}
         raw = raw.filter(lambda row: row["dataset"] in keep)
@@ -149,17 +179,49 @@ def concatenate_corpora(pieces: list[datasets.Dataset]) -> datasets.Dataset:
                                           for piece in pieces])
 
 
-def feature_dims(split: datasets.Dataset) -> dict[str, int]:
-    """`acoustic_dim` / `visual_dim` read from the first row that has frames of each modality."""
-    dims = {}
+def check_feature_widths(rows: datasets.Dataset, source: str) -> dict[str, int]:
+    """The frame width of each modality column of `rows` (`{"acoustic": 74, ...}`, from its first frame),
+    after checking that every frame of every row has it.
+
+    Raises `ValueError` naming `source`, the column and the id of the first row whose frames differ (reading
+    the Arrow column, without building Python rows).
+    """
+    widths: dict[str, int] = {}
     for modality in ("acoustic", "visual"):
-        if modality not in split.column_names:
+        if modality not in rows.column_names:
             continue
-        for row in split.select_columns([modality]):
-            if row[modality]:
-                dims[f"{modality}_dim"] = int(np.asarray(row[modality][0]).shape[-1])
-                break
-    return dims
+        column = rows.data.table.column(modality).combine_chunks()
+        if pa.types.is_null(column.type):
+            continue
+        if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)) or not (
+                pa.types.is_list(column.type.value_type) or pa.types.is_large_list(column.type.value_type)):
+            raise ValueError(f"{source}: column `{modality}` must hold lists of frames (lists of numbers), "
+                             f"got Arrow type {column.type}")
+        frame_widths = pc.list_value_length(column.flatten()).to_numpy(zero_copy_only=False)
+        if frame_widths.size == 0:
+            continue
+        row_of_frame = pc.list_parent_indices(column).to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(frame_widths != frame_widths[0])
+        if bad.size:
+            first_row, bad_row = int(row_of_frame[0]), int(row_of_frame[bad[0]])
+            ids = rows.select_columns(["id"]) if "id" in rows.column_names else None
+            name = (lambda index: repr(ids[index]["id"]) if ids is not None else f"#{index}")
+            raise ValueError(f"{source}: row {name(bad_row)} has {modality} frames of width "
+                             f"{int(frame_widths[bad[0]])}, but row {name(first_row)} (the first with frames) has "
+                             f"{int(frame_widths[0])}; every row's frames must have the same width")
+        widths[modality] = int(frame_widths[0])
+    return widths
+
+
+def feature_dims(split: datasets.Dataset) -> dict[str, int]:
+    """`acoustic_dim` / `visual_dim` of a split (see `check_feature_widths`)."""
+    return {f"{modality}_dim": width for modality, width in check_feature_widths(split, "data").items()}
+
+
+def per_corpus(rows: datasets.Dataset) -> dict[str, datasets.Dataset]:
+    """One evaluation set per corpus of `rows` (by the `dataset` column), in order of first appearance."""
+    names = rows["dataset"]
+    return {name: rows.select([i for i, other in enumerate(names) if other == name]) for name in dict.fromkeys(names)}
 
 
 def build_model_and_processor(model_args: ModelArguments, dims: dict[str, int]) -> tuple[UniMSEForConditionalGeneration, UniMSEProcessor]:
@@ -175,8 +237,7 @@ def build_model_and_processor(model_args: ModelArguments, dims: dict[str, int]) 
         if config_dict.get("model_type") == UniMSEConfig.model_type:
             config = UniMSEConfig.from_pretrained(source, **overrides)
         else:  # a T5 checkpoint: its T5 fields, UniMSE defaults for the rest, feature sizes from the data
-            t5_fields = {k: v for k, v in config_dict.items() if k not in ("model_type", "architectures", "auto_map")}
-            config = UniMSEConfig(**{**t5_fields, **dims, **overrides})
+            config = UniMSEConfig.from_pretrained(source, **{**dims, **overrides})
         model = UniMSEForConditionalGeneration.from_pretrained(source, config=config)
     config = model.config
     if source is not None and os.path.isfile(os.path.join(source, "processor_config.json")):
@@ -221,6 +282,7 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
     raw = load_splits(data_args)
     dims = feature_dims(raw["train"] if "train" in raw else next(iter(raw.values())))
     model, processor = build_model_and_processor(model_args, dims)
+    model.freeze_for_fine_tuning()
     collator = UniMSEDataCollator(
         processor,
         contrastive_label_column=data_args.contrastive_label_column if model.config.cl_label_weight > 0 else None,
@@ -231,13 +293,17 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
         if needed and split not in raw:
             raise ValueError(f"--do_{'eval' if split == 'validation' else 'predict' if split == 'test' else 'train'} "
                              f"needs a {split} split")
+    callbacks = []
+    if data_args.push_checkpoints is not None:
+        callbacks.append(HubPushCallback(strategy=data_args.push_checkpoints))
     trainer = UniMSETrainer(
         model=model,
         args=training_args,
         train_dataset=raw["train"] if training_args.do_train else None,
-        eval_dataset=raw["validation"] if "validation" in raw else None,
+        eval_dataset=per_corpus(raw["validation"]) if "validation" in raw else None,
         processing_class=processor,
         data_collator=collator,
+        callbacks=callbacks,
     )
 
     if training_args.do_train:
@@ -248,7 +314,7 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
         trainer.save_state()
     card_metrics = None
     if training_args.do_eval:
-        card_metrics = trainer.evaluate(raw["validation"], metric_key_prefix="eval")
+        card_metrics = trainer.evaluate(metric_key_prefix="eval")
         trainer.log_metrics("eval", card_metrics)
         trainer.save_metrics("eval", card_metrics)
     if training_args.do_predict:

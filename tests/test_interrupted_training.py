@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
 from test_train_script import schema_rows
-from unimse_hf.trainer_unimse import checkpoint_problems, last_complete_checkpoint
+from unimse_hf.checkpoint import checkpoint_problems, last_complete_checkpoint
 from unimse_testing import REPO_ROOT, T5_VOCAB_DIR
 
 MAX_STEPS = 8
@@ -209,7 +209,7 @@ def test_truncated_or_mismatched_newer_checkpoints_are_skipped_with_a_warning(tm
     (tmp_path / "checkpoint-6" / "trainer_state.json").write_text(json.dumps({"global_step": 5}))  # another step's
     (tmp_path / "checkpoint-20").mkdir()  # the save had only just started
 
-    with caplog.at_level(logging.WARNING, logger="unimse_hf.trainer_unimse"):
+    with caplog.at_level(logging.WARNING, logger="unimse_hf.checkpoint"):
         assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
     skipped = [record.getMessage() for record in caplog.records]
     assert [message.split(":")[0] for message in skipped] == [

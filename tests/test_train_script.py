@@ -41,8 +41,8 @@ def schema_rows(split: str, count: int, seed: int) -> list[dict]:
         if index % 3 == 2:
             rows.append({"id": f"meld/{split}/dia{index}_utt1", "dataset": "meld", "split": split, "text": text,
                          "context": f"Joey: hey </s> {text} </s> Ross: ok", "acoustic": acoustic, "visual": None,
-                         "word_timestamps": None, "score": None, "polarity": "positive", "meld_emotion": "joy",
-                         "iemocap_emotion": "joy", "target": "positive,0.0,joy,joy"})
+                         "word_timestamps": None, "score": None, "polarity": "neutral", "meld_emotion": "joy",
+                         "iemocap_emotion": "joy", "target": "neutral,0.0,joy,joy"})
         else:
             score = float(rng.uniform(-3, 3))
             polarity = "positive" if score > 0 else "negative"

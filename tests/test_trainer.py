@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import pytest
@@ -20,7 +20,8 @@ from transformers import TrainerCallback
 
 from unimse_hf import UniMSEForConditionalGeneration
 from unimse_hf.data_collator import UniMSEDataCollator
-from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments, supervised_contrastive_loss
+from unimse_hf.hub_push_callback import HubPushCallback
+from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments
 from unimse_testing import REPO_ROOT, TINY, tiny_config, tiny_processor
 
 POSITIVE = "positive,2.0,joy,joy"
@@ -59,18 +60,24 @@ def synthetic_rows(count: int, seed: int, modalities: tuple[str, ...] = ("acoust
 
 
 def make_trainer(output_dir: Path, rows: list[dict], model: Optional[UniMSEForConditionalGeneration] = None,
-                 eval_rows: Optional[list[dict]] = None, contrastive_label_column: Optional[str] = None,
-                 callbacks: Optional[list] = None, **args: Any) -> UniMSETrainer:
-    """A UniMSETrainer on CPU over `rows` with quiet, checkpoint-free defaults (overridable by `args`)."""
+                 eval_rows: Optional[Union[list[dict], dict[str, list[dict]]]] = None,
+                 contrastive_label_column: Optional[str] = None, callbacks: Optional[list] = None,
+                 **args: Any) -> UniMSETrainer:
+    """A UniMSETrainer on CPU over `rows` with quiet, checkpoint-free defaults (overridable by `args`).
+    `eval_rows` may be a dict of row lists (one eval set per name)."""
     defaults = dict(output_dir=str(output_dir), per_device_train_batch_size=4, per_device_eval_batch_size=8,
                     max_steps=2, save_strategy="no", report_to="none", use_cpu=True, seed=0, logging_steps=1,
-                    disable_tqdm=True, dataloader_num_workers=0, generation_max_new_tokens=32)
+                    disable_tqdm=True, dataloader_num_workers=0)
     processor = tiny_processor()
+    if isinstance(eval_rows, dict):
+        eval_dataset = {name: Dataset.from_list(sub_rows) for name, sub_rows in eval_rows.items()}
+    else:
+        eval_dataset = None if eval_rows is None else Dataset.from_list(eval_rows)
     return UniMSETrainer(
         model=model if model is not None else tiny_model_for_training(),
         args=UniMSETrainingArguments(**{**defaults, **args}),
         train_dataset=Dataset.from_list(rows),
-        eval_dataset=None if eval_rows is None else Dataset.from_list(eval_rows),
+        eval_dataset=eval_dataset,
         processing_class=processor,
         data_collator=UniMSEDataCollator(processor, contrastive_label_column=contrastive_label_column),
         callbacks=callbacks,
@@ -78,9 +85,12 @@ def make_trainer(output_dir: Path, rows: list[dict], model: Optional[UniMSEForCo
 
 
 def tiny_model_for_training(seed: int = 0, **overrides: Any) -> UniMSEForConditionalGeneration:
-    """A tiny UniMSE with a fixed initialisation (in training mode, as the Trainer leaves it)."""
+    """A tiny UniMSE with a fixed initialisation, frozen for fine-tuning (in training mode, as the Trainer
+    leaves it)."""
     torch.manual_seed(seed)
-    return UniMSEForConditionalGeneration(tiny_config(**overrides))
+    model = UniMSEForConditionalGeneration(tiny_config(**overrides))
+    model.freeze_for_fine_tuning()
+    return model
 
 
 class GradientRecorder(TrainerCallback):
@@ -123,7 +133,7 @@ def test_zero_text_acoustic_weight_removes_that_term_from_loss_and_gradients(tmp
         model.train()
         if reference:
             outputs = model(**batch)
-            loss = outputs.loss + 0.5 * outputs.contrastive_loss_tv
+            loss = outputs.lm_loss + 0.5 * outputs.contrastive_loss_tv
         else:
             loss = trainer.compute_loss(model, batch)
         loss.backward()
@@ -137,24 +147,22 @@ def test_zero_text_acoustic_weight_removes_that_term_from_loss_and_gradients(tmp
     assert (gradient_with - gradient_without).abs().max() > 1e-4
 
 
-def test_contrastive_label_ids_are_consumed_by_the_trainer_and_never_reach_the_model(tmp_path):
-    model = tiny_model_for_training(cl_label_weight=0.3)
+def test_model_loss_equals_trainer_compute_loss_with_contrastive_weights_on(tmp_path):
+    """The one implementation of the objective: `model(**batch, labels=...).loss` is what the trainer
+    optimises, with both InfoNCE terms and the label-aware term weighted in (and `contrastive_label_ids`
+    reaching the model)."""
+    model = tiny_model_for_training(cl_label_weight=0.3, cl_weight_ta=0.4, cl_weight_tv=0.7, dropout_rate=0.0,
+                                    modality_dropout=0.0)
     trainer = make_trainer(tmp_path, synthetic_rows(4, seed=0), model=model, contrastive_label_column="polarity")
-    seen: list[set[str]] = []
-    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(set(kwargs)), with_kwargs=True)
-    batch = trainer.data_collator(synthetic_rows(4, seed=3))
-    assert batch["contrastive_label_ids"].tolist() == [0, 1, 0, 1]
-    trainer.compute_loss(model, batch)
-    assert seen and all("contrastive_label_ids" not in keys for keys in seen)
-
-
-def test_supervised_contrastive_loss_prefers_embeddings_clustered_by_label():
-    label_ids = torch.tensor([0, 0, 1, 1])
-    clustered = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
-    assert supervised_contrastive_loss(clustered, label_ids, 0.1) < supervised_contrastive_loss(mixed, label_ids, 0.1)
-    alone = supervised_contrastive_loss(clustered, torch.tensor([0, 1, 2, 3]), 0.1)
-    assert alone.item() == 0.0
+    batch = trainer.data_collator(synthetic_rows(6, seed=3))
+    assert batch["contrastive_label_ids"].tolist() == [0, 1, 0, 1, 0, 1]
+    model.train()
+    outputs = model(**batch)
+    parts = (outputs.lm_loss, outputs.contrastive_loss_ta, outputs.contrastive_loss_tv, outputs.contrastive_loss_label)
+    assert all(part is not None and part.item() > 0 for part in parts)
+    weighted = parts[0] + 0.4 * parts[1] + 0.7 * parts[2] + 0.3 * parts[3]
+    assert torch.allclose(outputs.loss, weighted, atol=1e-6)
+    assert torch.allclose(trainer.compute_loss(model, batch), outputs.loss, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- accumulation
@@ -166,9 +174,11 @@ def test_gradient_accumulation_gives_the_gradients_of_the_full_batch(tmp_path):
     targets have different token counts, so only a loss normalised over the accumulated token count (not a
     mean per micro-batch) matches."""
     rows = synthetic_rows(8, seed=4)
-    scores = ["2.0", "-1.5", "0.6666666865348816", "-2.4", "1.2000000476837158", "-0.8", "3.0", "-0.4000000059604645"]
-    for row, score in zip(rows, scores):
-        row["target"] = f"{'positive' if score[0] != '-' else 'negative'},{score},joy,joy"
+    targets = ["positive,2.0,joy,joy", "negative,-1.5,sadness,sadness", "positive,0.6667,surprise,excited",
+               "negative,-2.4,anger,frustrated", "positive,1.2,joy,excited", "negative,-0.8,disgust,anger",
+               "positive,3.0,joy,joy", "negative,-0.4,fear,sadness"]
+    for row, target in zip(rows, targets):
+        row["target"] = target
     token_counts = {len(ids) - ids.count(-100) for ids in tiny_processor().encode_labels([r["target"] for r in rows])}
     assert len(token_counts) > 2
     gradients = {}
@@ -185,6 +195,39 @@ def test_gradient_accumulation_gives_the_gradients_of_the_full_batch(tmp_path):
     print(f"GA max |grad difference| = {max(differences):.3g} (largest gradient {largest:.3g})")
     assert largest > 1e-3
     assert max(differences) <= 1e-6
+
+
+def test_accumulated_gradients_with_contrastive_terms_follow_the_documented_token_share_scaling(tmp_path):
+    """Batch 4 x 2 accumulation steps with the contrastive terms on: the gradients are those of
+    Σ_micro-batches [LM token sum / N + (tokens_i / N) · (0.5·InfoNCE_ta,i + 0.5·InfoNCE_tv,i)], N the target
+    tokens of both micro-batches (the in-batch terms cannot equal those of one batch of 8)."""
+    rows = synthetic_rows(8, seed=4)
+    recorder = GradientRecorder()
+    model = tiny_model_for_training(dropout_rate=0.0, modality_dropout=0.0)
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
+    trainer = make_trainer(tmp_path / "accumulated", rows, model=model, callbacks=[recorder], max_steps=1,
+                           per_device_train_batch_size=4, gradient_accumulation_steps=2)
+    batches = []  # the micro-batches as the trainer built them
+    collate = trainer.data_collator
+    trainer.data_collator = lambda features: batches.append(collate(features)) or batches[-1]
+    trainer.train()
+
+    reference = tiny_model_for_training(dropout_rate=0.0, modality_dropout=0.0)
+    reference.load_state_dict(initial)
+    reference.train()
+    assert len(batches) == 2
+    total_tokens = sum(int(batch["labels"].ne(-100).sum()) for batch in batches)
+    for batch in batches:
+        outputs = reference(**batch)
+        tokens = int(batch["labels"].ne(-100).sum())
+        contrastive = 0.5 * outputs.contrastive_loss_ta + 0.5 * outputs.contrastive_loss_tv
+        ((outputs.lm_loss * tokens + tokens * contrastive) / total_tokens).backward()
+    expected = {name: p.grad for name, p in reference.named_parameters() if p.grad is not None}
+    actual = recorder.gradients[0]
+    assert expected.keys() == actual.keys()
+    difference = max((expected[name] - actual[name]).abs().max().item() for name in expected)
+    print(f"GA with contrastive terms: max |grad difference| = {difference:.3g}")
+    assert difference <= 1e-6
 
 
 # ---------------------------------------------------------------------------------------------- resume
@@ -245,11 +288,6 @@ def test_hf_recipe_is_adamw_with_the_arguments_schedule_and_no_decay_on_norms(tm
     assert groups["t5_no_decay"]["weight_decay"] == 0.0 and groups["fusion"]["lr"] == 5e-4
 
 
-def test_generation_budget_below_32_new_tokens_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="B13"):
-        UniMSETrainingArguments(output_dir=str(tmp_path), generation_max_new_tokens=20, report_to="none")
-
-
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
@@ -265,6 +303,37 @@ def test_evaluation_reports_per_dataset_metrics_parse_failures_and_the_aggregate
         assert key in metrics, (key, sorted(metrics))
     assert metrics["eval_mosi_num_samples"] == 6 and metrics["eval_meld_num_samples"] == 5
     assert 0.0 <= metrics["eval_parse_failure_rate"] <= 1.0
+
+
+def test_a_dict_of_eval_sets_is_scored_per_dataset_with_the_mean_primary_over_them(tmp_path):
+    mosi = synthetic_rows(6, seed=6)
+    meld = synthetic_rows(5, seed=7)
+    for row in meld:
+        row.update(dataset="meld", context="Ross: hi </s> " + row["text"] + " </s>", score=0.0)
+    trainer = make_trainer(tmp_path, synthetic_rows(4, seed=0), eval_rows={"mosi": mosi, "meld": meld})
+    metrics = trainer.evaluate()
+    assert metrics["eval_mosi_num_samples"] == 6 and metrics["eval_meld_num_samples"] == 5
+    assert {"eval_mosi_acc2_non0", "eval_mosi_loss", "eval_meld_weighted_f1", "eval_meld_loss"} <= set(metrics)
+    assert not any(key.startswith(("eval_mosi_mosi_", "eval_meld_meld_")) for key in metrics)
+    assert metrics["eval_mean_primary"] == pytest.approx(
+        (metrics["eval_mosi_acc2_non0"] + metrics["eval_meld_weighted_f1"]) / 2, nan_ok=True)
+    assert any("eval_mean_primary" in entry for entry in trainer.state.log_history)
+
+
+def test_evaluation_decodes_with_the_processor_grammar_as_the_pipeline_does(tmp_path):
+    """Trainer evaluation and the pipeline decode the same way: the same label strings for the same rows."""
+    from transformers import pipeline
+
+    rows = synthetic_rows(4, seed=9, modalities=())
+    trainer = make_trainer(tmp_path, synthetic_rows(4, seed=0))
+    output = trainer.predict(Dataset.from_list(rows))
+    ids = np.where(output.predictions < 0, trainer.processing_class.tokenizer.pad_token_id, output.predictions)
+    from_trainer = trainer.processing_class.batch_decode(ids)
+    trainer.save_model(str(tmp_path / "saved"))
+    pipe = pipeline(model=str(tmp_path / "saved"), trust_remote_code=True)
+    from_pipeline = [pipe(row["text"])["label"] for row in rows]
+    assert from_trainer == from_pipeline
+    assert all(trainer.processing_class.post_process_generation([text])[0].valid for text in from_trainer)
 
 
 def test_metrics_function_is_injectable_and_sees_generated_text_references_and_datasets(tmp_path):
@@ -326,10 +395,11 @@ def test_checkpoint_push_uploads_the_remote_code_processor_and_model_card(tmp_pa
     from huggingface_hub import HfApi
 
     repo_id = hub_repo_id()
+    pushes = HubPushCallback(strategy="checkpoint", repo_id=repo_id)
     trainer = make_trainer(tmp_path / "out", synthetic_rows(8, seed=0), max_steps=2, save_strategy="steps",
-                           save_steps=2, push_to_hub=True, hub_model_id=repo_id, hub_strategy="checkpoint")
+                           save_steps=2, callbacks=[pushes])
     trainer.train()
-    trainer._finish_current_push()
+    pushes.wait_until_done()
     files = set(HfApi().list_repo_files(repo_id))
     for name in ("modeling_unimse.py", "configuration_unimse.py", "processing_unimse.py", "processor_config.json",
                  "model.safetensors", "config.json", "README.md", "last-checkpoint/modeling_unimse.py"):
@@ -391,7 +461,7 @@ def ddp_run(tmp_path_factory) -> tuple[Path, list[str]]:
             "--use_cpu", "--tokenizer_dir", str(REPO_ROOT / "data" / "t5"), "--do_train", "--do_eval",
             "--max_steps", "3", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2",
             "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--seed", "0",
-            "--generation_max_new_tokens", "32"]
+            ]
     worker = root / "worker.py"
     worker.write_text(DDP_WORKER.format(examples=str(REPO_ROOT / "examples"),
                                         argv=argv + ["--output_dir", str(output_dir)], output_dir=str(output_dir)))
