@@ -28,10 +28,14 @@ class UniMSEDataCollator:
             `"polarity"`). When set, the batch carries `contrastive_label_ids` (rows with the same key share an
             id); the trainer consumes them and never passes them to the model.
         use_word_timestamps (`bool`, defaults to `False`):
-            Token-align the frames with the rows' `word_timestamps` (rows whose model text is `text`; rows that
-            read `context`, or whose timestamps do not match the words, are spread proportionally). Needs the
-            frame rates on the processor's feature extractor. `False` gives frame-level sequences, as the
-            official LSTM encoders read them.
+            Token-align the frames with the rows' `word_timestamps` (`{"word", "start", "end"}` per word of
+            `text`, read by `alignment_unimse`). Rows that read `context` (ERC: the timestamps describe the
+            utterance, not the context) and rows without timestamps have their words spread over the clip in
+            proportion to their length; timestamps of a row reading `text` that do not number its words are
+            an error naming the row id, never a silent fallback. Needs the frame rates on the processor's
+            feature extractor. `False` gives frame-level sequences, as the official LSTM encoders read them.
+
+    Errors about one row (wrong feature width, NaN frames, bad timestamps or target) name its `id`.
     """
 
     def __init__(
@@ -49,7 +53,7 @@ class UniMSEDataCollator:
         if len(rows) == 0:
             raise ValueError("UniMSEDataCollator received an empty list of rows")
         texts = [model_input_text(row) for row in rows]
-        modalities = {name: [_frames(row.get(name)) for row in rows] for name in ("acoustic", "visual")}
+        modalities = {name: [_frames(row, name, i) for i, row in enumerate(rows)] for name in ("acoustic", "visual")}
         modalities = {name: (None if all(f is None for f in frames) else frames) for name, frames in modalities.items()}
         targets = [row.get("target") for row in rows]
         if any(t is None for t in targets) and not all(t is None for t in targets):
@@ -57,26 +61,37 @@ class UniMSEDataCollator:
             raise ValueError(f"rows {missing[:5]} have no `target` while others in the batch do")
         word_timestamps = None
         if self.use_word_timestamps and any(m is not None for m in modalities.values()):
-            word_timestamps = [_timestamp_pairs(row, text) for row, text in zip(rows, texts)]
-        batch = self.processor(
-            texts,
-            acoustic=modalities["acoustic"],
-            visual=modalities["visual"],
-            labels=None if targets[0] is None else targets,
-            word_timestamps=word_timestamps,
-            align_to_tokens=word_timestamps is not None,
-            return_tensors="pt",
-        )
+            word_timestamps = [None if reads_context(row) else row.get("word_timestamps") for row in rows]
+        try:
+            batch = self.processor(
+                texts,
+                acoustic=modalities["acoustic"],
+                visual=modalities["visual"],
+                labels=None if targets[0] is None else targets,
+                word_timestamps=word_timestamps,
+                align_to_tokens=word_timestamps is not None,
+                return_tensors="pt",
+            )
+        except (TypeError, ValueError) as error:
+            index = getattr(error, "sample_index", None)
+            if index is None:
+                raise
+            raise type(error)(f"row {_row_id(rows[index], index)!r} (batch position {index}): {error}") from error
         features = dict(batch)
         if self.contrastive_label_column is not None:
             features["contrastive_label_ids"] = contrastive_label_ids(rows, self.contrastive_label_column)
         return features
 
 
+def reads_context(row: Mapping[str, Any]) -> bool:
+    """Whether UniMSE reads the row's `context` (set and non-blank: ERC rows) rather than its `text`."""
+    context = row.get("context")
+    return isinstance(context, str) and bool(context.strip())
+
+
 def model_input_text(row: Mapping[str, Any]) -> str:
     """The text UniMSE reads for a row: `context` when set (ERC), else `text`."""
-    context = row.get("context")
-    text = context if isinstance(context, str) and context.strip() else row.get("text")
+    text = row.get("context") if reads_context(row) else row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"row {row.get('id', '?')!r} has neither a `context` nor a `text`")
     return text
@@ -94,27 +109,24 @@ def contrastive_label_ids(rows: Sequence[Mapping[str, Any]], column: str) -> tor
     return torch.tensor(values, dtype=torch.long)
 
 
-def _frames(value: Any) -> Optional[np.ndarray]:
-    """A row's frames as a (frames, dim) float32 array, or None when the row has none."""
+def _row_id(row: Mapping[str, Any], index: int) -> str:
+    """A row's `id`, or its batch position where it has none."""
+    return str(row.get("id", f"#{index}"))
+
+
+def _frames(row: Mapping[str, Any], name: str, index: int) -> Optional[np.ndarray]:
+    """A row's `name` frames as a (frames, dim) array (dtype checked by the feature extractor), or None when it has none."""
+    value = row.get(name)
     if value is None:
         return None
-    frames = np.asarray(value if not isinstance(value, np.ndarray) or value.dtype != object else list(value),
-                        dtype=np.float32)
+    if isinstance(value, np.ndarray) and value.dtype == object:  # Arrow/Parquet: an array of per-frame arrays
+        value = list(value)
+    frames = np.asarray(value)
     if frames.size == 0:
         return None
     if frames.ndim != 2:
-        raise ValueError(f"a row's frames must form a (frames, dim) array, got shape {frames.shape}")
+        raise ValueError(f"row {_row_id(row, index)!r}: `{name}` must form a (frames, dim) array, got shape {frames.shape}")
     return frames
 
 
-def _timestamp_pairs(row: Mapping[str, Any], text: str) -> Optional[list[tuple[float, float]]]:
-    """(start, end) per word of `text`, or None when the row's timestamps do not describe that text."""
-    stamps = row.get("word_timestamps")
-    if stamps is None or text != row.get("text"):
-        return None
-    pairs = [(float(s["start"]), float(s["end"])) if isinstance(s, Mapping) else (float(s[0]), float(s[1]))
-             for s in stamps]
-    return pairs if len(pairs) == len(text.split()) else None
-
-
-__all__ = ["UniMSEDataCollator", "contrastive_label_ids", "model_input_text"]
+__all__ = ["UniMSEDataCollator", "contrastive_label_ids", "model_input_text", "reads_context"]
