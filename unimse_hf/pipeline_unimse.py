@@ -78,8 +78,9 @@ class UniMSEPipeline(Pipeline):
     inputs run as real batches (padded; one `generate` per batch), and inputs of one batch may differ in
     text length and in which modalities they have. A list under `text` is refused: it is not one input.
 
-    Parameters (anything else is refused, naming it): `max_new_tokens` (default 32), `num_beams`
-    (default 1), `structured` (constrain decoding to the label grammar, default True),
+    Parameters (anything else is refused, naming it): `max_new_tokens` (default: the tokens of the longest
+    label the grammar allows), `num_beams` (default 1), `structured` (constrain decoding to the label
+    grammar, default True; decoding goes through `processor.generation_kwargs`),
     `return_emotion_scores` (adds the probability of each MELD emotion given the generated polarity and
     score, scored for all seven candidates in one batched decoder pass over the encoder outputs of the
     generation), `return_modality_contributions` (for each modality an input has, the prediction without
@@ -228,8 +229,8 @@ class UniMSEPipeline(Pipeline):
 
     # ------------------------------------------------------------------ model
 
-    def _forward(self, model_inputs: dict, max_new_tokens: int = 32, num_beams: int = 1,
-                 structured: Optional[bool] = None, return_emotion_scores: bool = False,
+    def _forward(self, model_inputs: dict, max_new_tokens: Optional[int] = None, num_beams: int = 1,
+                 structured: bool = True, return_emotion_scores: bool = False,
                  return_modality_contributions: bool = False) -> dict:
         batch = _without_absent_modalities(model_inputs)
         rows = batch["input_ids"].shape[0]
@@ -239,9 +240,10 @@ class UniMSEPipeline(Pipeline):
                        for row in range(rows) if bool(batch[f"{modality}_attention_mask"][row].any())]
             batch = _with_rows_without_modality(batch, removed)
         encoder_outputs = self.model.encode(**batch)
-        generate_kwargs = self._generate_kwargs(structured, max_new_tokens, num_beams)
+        generate_kwargs = self.processor.generation_kwargs(structured=structured, max_new_tokens=max_new_tokens)
         sequences = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        encoder_outputs=_copy_output(encoder_outputs), **generate_kwargs)
+                                        encoder_outputs=_copy_output(encoder_outputs), num_beams=num_beams,
+                                        **generate_kwargs)
         output = {"sequences": sequences[:rows]}
         if not (return_emotion_scores or return_modality_contributions):
             return output
@@ -260,29 +262,6 @@ class UniMSEPipeline(Pipeline):
             output[f"without_{modality}_sequences"] = without_sequences
             output[f"without_{modality}_emotion_probabilities"] = without_probabilities
         return output
-
-    def _generate_kwargs(self, structured: Optional[bool], max_new_tokens: int, num_beams: int) -> dict:
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
-        processor = self._label_processor(structured)
-        if processor is not None:
-            kwargs["logits_processor"] = [processor]
-        return kwargs
-
-    def _label_processor(self, structured: Optional[bool]):
-        if structured is False:
-            return None
-        try:
-            from .label_grammar import UniversalLabelLogitsProcessor
-        except ImportError:
-            if structured:
-                raise
-            return None
-        cache = getattr(self, "_grammar_processor", None)
-        if cache is None:
-            decimals = self.processor.score_decimals if self.processor.score_decimals is not None else 4
-            cache = UniversalLabelLogitsProcessor(self.processor.tokenizer, score_decimals=decimals)
-            self._grammar_processor = cache
-        return cache
 
     def _emotion_probabilities(self, encoder_outputs: Any, attention_mask: torch.Tensor,
                                sequences: torch.Tensor) -> torch.Tensor:
