@@ -1,4 +1,4 @@
-"""Hub faults lose nothing: while `UniMSETrainer` pushes checkpoints, the test Hub answers 500s or drops connections
+"""Hub faults lose nothing: while `HubPushCallback` pushes checkpoints, the test Hub answers 500s or drops connections
 on the commit, preupload and LFS endpoints. Training completes, every local checkpoint is complete and loads, the
 next push uploads what a failed one missed, and no commit of the repo has a `config.json` whose `auto_map` names a
 module missing from that commit. Tiny model on CPU, one thread."""
@@ -17,9 +17,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from huggingface_hub import HfApi
 from test_trainer import make_trainer, synthetic_rows
 from unimse_hf import UniMSEForConditionalGeneration
-from unimse_hf.trainer_unimse import UniMSETrainer, checkpoint_problems, last_complete_checkpoint
+from unimse_hf.checkpoint import checkpoint_problems, last_complete_checkpoint
+from unimse_hf.hub_push_callback import HubPushCallback
 
 FaultSpec = tuple[str, Union[int, str], Optional[str]]
 """(endpoint name in `ENDPOINT_PATTERNS`, status or "drop", HTTP method or None)."""
@@ -41,35 +43,38 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-class FaultsPerPush(TrainerCallback):
-    """Injects faults into the test Hub when the n-th push begins (`on_push_begin`), one request each.
+class FaultyHubApi(HfApi):
+    """An `HfApi` that injects faults into the test Hub when the n-th commit begins (one request each).
 
-    `plan` maps the push number (1-based, counting every push the Trainer starts, retries included) to the faults
-    its requests meet. `rules` keeps (push number, endpoint, status, rule) to check that each fault fired.
+    `plan` maps the push number (1-based, counting every commit `HubPushCallback` starts, the end-of-training
+    retry included) to the faults its requests meet. `rules` keeps (push number, endpoint, status, rule) to check
+    that each fault fired.
     """
 
     def __init__(self, hub_server: Any, repo_id: str, plan: dict[int, list[FaultSpec]]) -> None:
-        self.hub_server, self.repo_id, self.plan = hub_server, repo_id, plan
+        super().__init__()
+        self.hub_server, self.fault_repo_id, self.plan = hub_server, repo_id, plan
         self.pushes_begun = 0
         self.rules: list[tuple[int, str, Union[int, str], Any]] = []
 
-    def on_push_begin(self, args, state, control, **kwargs):
+    def create_commit(self, *args: Any, **kwargs: Any):
         self.pushes_begun += 1
         for endpoint, status, method in self.plan.get(self.pushes_begun, []):
-            pattern = ENDPOINT_PATTERNS[endpoint].format(repo=re.escape(self.repo_id))
+            pattern = ENDPOINT_PATTERNS[endpoint].format(repo=re.escape(self.fault_repo_id))
             rule = self.hub_server.inject_faults(pattern, status=status, count=1, method=method)
             self.rules.append((self.pushes_begun, endpoint, status, rule))
+        return super().create_commit(*args, **kwargs)
 
 
 class WaitForEachPush(TrainerCallback):
     """Waits at every save until that save's background push has finished, so that every save pushes
-    (transformers skips the push of a save while the previous push is still running)."""
+    (a save made while the previous push runs is not pushed)."""
 
-    def __init__(self) -> None:
-        self.trainer: Optional[UniMSETrainer] = None
+    def __init__(self, pushes: HubPushCallback) -> None:
+        self.pushes = pushes
 
     def on_save(self, args, state, control, **kwargs):
-        self.trainer._finish_current_push()
+        self.pushes.wait_until_done()
 
 
 def assert_every_local_checkpoint_is_complete_and_loads(output_dir: Path, max_steps: int) -> None:
@@ -132,20 +137,20 @@ def test_every_save_pushes_survive_faults_and_push_to_hub_uploads_the_final_mode
     """Push 1: the commit answers 500 (lost). Push 2: preupload answers 500 and the LFS upload is dropped once each
     (huggingface_hub retries them; the push succeeds and carries what push 1 missed). Push 3: the commit connection
     is dropped. Push 4 (the last save) and the end-of-training retry (push 5): the commit fails again. Training
-    completes; `push_to_hub()` then uploads the final model."""
+    completes; `trainer.push_to_hub()` (the Trainer's `hub_strategy="end"` push) then uploads the final model."""
     repo_id, max_steps = hub_repo_id(), 4
     plan = {1: [("commit", 500, "POST")],
             2: [("preupload", 500, "POST"), ("lfs_upload", "drop", "PUT")],
             3: [("commit", "drop", "POST")],
             4: [("commit", 500, "POST")],
             5: [("commit", "drop", "POST")]}
-    faults, waiter = FaultsPerPush(hub_server, repo_id, plan), WaitForEachPush()
+    faults = FaultyHubApi(hub_server, repo_id, plan)
+    pushes = HubPushCallback(strategy="every_save", api=faults)
     output_dir = tmp_path / "out"
     trainer = make_trainer(output_dir, synthetic_rows(16, seed=0), max_steps=max_steps, save_strategy="steps",
-                           save_steps=1, push_to_hub=True, hub_model_id=repo_id, hub_strategy="every_save",
-                           callbacks=[faults, waiter])
-    waiter.trainer = trainer
-    with caplog.at_level(logging.WARNING, logger="unimse_hf.trainer_unimse"):
+                           save_steps=1, push_to_hub=True, hub_model_id=repo_id,
+                           callbacks=[pushes, WaitForEachPush(pushes)])
+    with caplog.at_level(logging.WARNING, logger="unimse_hf.hub_push_callback"):
         trainer.train()
 
     assert trainer.state.global_step == max_steps
@@ -157,8 +162,8 @@ def test_every_save_pushes_survive_faults_and_push_to_hub_uploads_the_final_mode
     assert ("PUT", 0) in {(record.method, record.status) for record in hub_server.find_requests(
         method="PUT", server="cdn")}
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert sum("failed" in message and "training continues" in message for message in warnings) == 4, warnings
-    assert any("failed again" in message for message in warnings), warnings
+    assert sum("failed" in message and "training continues" in message for message in warnings) == 3, warnings
+    assert sum("failed again" in message for message in warnings) == 1, warnings
     assert_every_local_checkpoint_is_complete_and_loads(output_dir, max_steps)
 
     # Only push 2 got through: the repo holds checkpoint-2, with the code and config push 1 failed to upload.
@@ -179,22 +184,21 @@ def test_every_save_pushes_survive_faults_and_push_to_hub_uploads_the_final_mode
 
 
 def test_checkpoint_strategy_push_that_failed_is_uploaded_by_a_later_push(tmp_path, hub_server, hub_repo_id, caplog):
-    """The first push's two commits (model folder, then `last-checkpoint/`) answer 500 and drop the connection, and
-    its LFS batch request answers 500 once (retried). No waiting between saves, so transformers skips the pushes of
-    saves made while a push runs; the repo still ends with the final model and `last-checkpoint/` without any call
-    to `push_to_hub()`."""
+    """The first push's commit (model files and `last-checkpoint/` in one) answers 500, and its LFS batch request
+    answers 500 once (retried). No waiting between saves, so saves made while a push runs are not pushed; the repo
+    still ends with the final model and `last-checkpoint/` without any call to `push_to_hub()`."""
     repo_id, max_steps = hub_repo_id(), 3
-    plan = {1: [("lfs_batch", 500, "POST"), ("commit", 500, "POST"), ("commit", "drop", "POST")]}
-    faults = FaultsPerPush(hub_server, repo_id, plan)
+    plan = {1: [("lfs_batch", 500, "POST"), ("commit", 500, "POST")]}
+    faults = FaultyHubApi(hub_server, repo_id, plan)
     output_dir = tmp_path / "out"
     trainer = make_trainer(output_dir, synthetic_rows(12, seed=1), max_steps=max_steps, save_strategy="steps",
-                           save_steps=1, push_to_hub=True, hub_model_id=repo_id, hub_strategy="checkpoint",
-                           callbacks=[faults])
-    with caplog.at_level(logging.WARNING, logger="unimse_hf.trainer_unimse"):
+                           save_steps=1, callbacks=[HubPushCallback(strategy="checkpoint", repo_id=repo_id,
+                                                                    api=faults)])
+    with caplog.at_level(logging.WARNING, logger="unimse_hf.hub_push_callback"):
         trainer.train()
 
     assert trainer.state.global_step == max_steps
-    assert fired(faults.rules) == [(1, "lfs_batch", 500, 1), (1, "commit", 500, 1), (1, "commit", "drop", 1)]
+    assert fired(faults.rules) == [(1, "lfs_batch", 500, 1), (1, "commit", 500, 1)]
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("checkpoint-1" in message and "failed" in message for message in warnings), warnings
     assert_every_local_checkpoint_is_complete_and_loads(output_dir, max_steps)

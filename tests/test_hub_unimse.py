@@ -112,12 +112,16 @@ print(json.dumps({{"task": pipe.task, "outputs": [pipe(text) for text in {exampl
 
 
 def test_trainer_checkpoint_push_mid_training_loads_in_a_fresh_process(hub_repo_id, tmp_path):
-    """`hub_strategy="checkpoint"`: the repo pushed at the step-2 save is complete and reproduces the model."""
+    """`HubPushCallback(strategy="checkpoint")`: the commit of the step-2 save is complete and reproduces the
+    model."""
     from test_trainer import make_trainer, synthetic_rows
 
+    from unimse_hf.hub_push_callback import HubPushCallback
+
     repo = hub_repo_id()
+    pushes = HubPushCallback(strategy="checkpoint", repo_id=repo)
     trainer = make_trainer(tmp_path / "out", synthetic_rows(12, seed=0), max_steps=3, save_strategy="steps",
-                           save_steps=2, push_to_hub=True, hub_model_id=repo, hub_strategy="checkpoint")
+                           save_steps=2, callbacks=[pushes])
     snapshots = {}
 
     class WeightsAtEachSave(TrainerCallback):
@@ -126,7 +130,7 @@ def test_trainer_checkpoint_push_mid_training_loads_in_a_fresh_process(hub_repo_
 
     trainer.add_callback(WeightsAtEachSave())
     trainer.train()
-    trainer._finish_current_push()
+    pushes.wait_until_done()
     commits = HfApi().list_repo_commits(repo)
     step2 = next(c.commit_id for c in commits if c.title == "Training in progress, step 2")
     files = set(HfApi().list_repo_files(repo, revision=step2))
@@ -141,3 +145,31 @@ def test_trainer_checkpoint_push_mid_training_loads_in_a_fresh_process(hub_repo_
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert torch.allclose(torch.tensor(report["logits"]), logits, atol=1e-6)
     assert report["generated"] == generated.tolist()
+
+
+def test_push_checkpoint_gives_a_complete_repo_that_serves_the_pipeline(hub_repo_id, tmp_path):
+    """`push_checkpoint` (the README's way to share a model) pushes one commit with the pipeline module,
+    `handler.py` and the UniMSE card: `pipeline(model=repo, trust_remote_code=True)` works in a process without
+    the package and predicts what the local model predicts."""
+    from unimse_hf.checkpoint import HANDLER_FILE, push_checkpoint
+
+    repo = hub_repo_id()
+    model, processor = tiny_model(), tiny_processor()
+    push_checkpoint(model, processor, repo)
+    files = set(HfApi().list_repo_files(repo))
+    assert set(HUB_MODULES) | {HANDLER_FILE, "README.md", "model.safetensors", "processor_config.json"} <= files
+    assert [commit.title for commit in HfApi().list_repo_commits(repo)][0] == "Upload UniMSE checkpoint"
+    assert "custom_code" in ModelCard.load(repo).data.tags
+    text = "it was really good"
+    batch = processor([text])
+    with torch.no_grad():
+        expected = processor.batch_decode(model.generate(**batch, **processor.generation_kwargs()))[0]
+    code = f"""
+import json
+from transformers import pipeline
+pipe = pipeline(model={repo!r}, trust_remote_code=True)
+print(json.dumps(pipe({text!r})))
+"""
+    result = run_without_package(code, cwd=tmp_path, env_extra=subprocess_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["label"] == expected
