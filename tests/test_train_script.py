@@ -137,3 +137,26 @@ def test_config_overrides_parse_json_values_and_lists():
     assert parsed == {"cl_weight_ta": 0.3, "trainable_t5_blocks": [10, 11], "missing_modality": "learned"}
     with pytest.raises(ValueError, match="key=value"):
         train_unimse.parse_config_overrides("cl_weight_ta")
+
+
+def test_accelerate_loop_example_gives_the_trainers_loss_parts_on_the_same_batch(tmp_path):
+    """examples/train_accelerate_loop.py (no Trainer, the model's loss) and train_unimse.py (UniMSETrainer) log the
+    same loss parts for one step on the same batch from the same initial weights, the label-aware term on."""
+    import train_accelerate_loop
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rows = [row for row in schema_rows("train", 6, seed=0) if row["dataset"] == "mosi"]
+    Dataset.from_list(rows).to_parquet(str(data_dir / "train.parquet"))
+    shared = ["--tiny", "--config_overrides", "dropout_rate=0.0,modality_dropout=0.0,cl_label_weight=0.2",
+              "--dataset_dir", str(data_dir), "--tokenizer_dir", str(T5_VOCAB_DIR), "--seed", "0"]
+    loop = train_accelerate_loop.main([*shared, "--output_dir", str(tmp_path / "loop"), "--batch_size", str(len(rows)),
+                                       "--max_steps", "1", "--cpu"])
+    trainer = train_unimse.main([*shared, "--output_dir", str(tmp_path / "trainer"), "--do_train", "--max_steps", "1",
+                                 "--per_device_train_batch_size", str(len(rows)), "--use_cpu", "--report_to", "none",
+                                 "--disable_tqdm", "true", "--logging_steps", "1", "--save_strategy", "no"])
+    logged = next(entry for entry in trainer.state.log_history if "loss" in entry)
+    assert set(loop[0]) - {"step"} == {"lm_loss", "cl_ta", "cl_tv", "cl_label"}
+    for name in ("lm_loss", "cl_ta", "cl_tv", "cl_label"):
+        assert loop[0][name] == pytest.approx(logged[name], rel=1e-5), name
+    assert (tmp_path / "loop" / "pipeline_unimse.py").is_file() and (tmp_path / "loop" / "loss_parts.jsonl").is_file()
