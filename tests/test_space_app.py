@@ -251,6 +251,17 @@ def test_acoustic_feature_file_is_used(page: Page, feature_files: dict[str, Path
     _assert_valid_prediction(page)
 
 
+def test_modality_contributions_are_shown_for_the_given_features(page: Page, feature_files: dict[str, Path]) -> None:
+    """With acoustic features, the contributions table shows the prediction without them and the deltas."""
+    from playwright.sync_api import expect
+
+    _upload_acoustic_features(page, feature_files["acoustic"])
+    _predict(page, "That was a terrible idea.", "text + acoustic features")
+    table = page.locator("#modality-contributions")
+    expect(table).to_contain_text("acoustic", timeout=PREDICTION_TIMEOUT_MS)
+    expect(table).to_contain_text("score delta")
+
+
 def test_wrong_feature_dimension_shows_an_error(page: Page, feature_files: dict[str, Path]) -> None:
     """A .npy with the wrong frame size gives an error naming both shapes and clears the results."""
     _upload_acoustic_features(page, feature_files["wrong_dim"])
@@ -260,9 +271,10 @@ def test_wrong_feature_dimension_shows_an_error(page: Page, feature_files: dict[
     assert page.locator("#polarity textarea").input_value() == ""
 
 
-def test_audio_upload_is_featurized_or_explained(page: Page, space_workdir: Path) -> None:
-    """A wav upload reaches the media extra (whose 25-dim frames this 8-dim checkpoint refuses, with the
-    shapes in the message), or, where the extra is missing, gives a message saying how to install it."""
+def test_audio_upload_is_refused_for_a_text_only_checkpoint_or_explained(page: Page, space_workdir: Path) -> None:
+    """A wav upload for this checkpoint, which records no media feature kinds (like the text-only demo's), is
+    refused naming the missing acoustic features; where the media extra is missing, the message says how to
+    install it."""
     sampling_rate = 16_000
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(sampling_rate) / sampling_rate)
     wav_path = space_workdir / "tone.wav"
@@ -276,7 +288,7 @@ def test_audio_upload_is_featurized_or_explained(page: Page, space_workdir: Path
     page.locator("#audio audio, #audio [data-testid=waveform-Audio], #audio .waveform-container").first.wait_for()
     status = _predict(page, "It sounds fine to me.", "Error")
     if _media_extra_available():
-        assert f"(frames, {ACOUSTIC_DIM})" in status and ", 25)" in status, status
+        assert "not trained on media features" in status and "acoustic_feature_kind" in status, status
     else:
         assert "media extra" in status and "unimse-hf[media]" in status, status
 
@@ -332,3 +344,12 @@ def test_pickled_and_misnamed_feature_files_are_refused(space_app: ModuleType, t
     text_file.write_text("1 2 3")
     with pytest.raises(space_app.InputProblem, match="must be a .npy file"):
         space_app.load_feature_file(str(text_file), "acoustic", ACOUSTIC_DIM)
+
+
+def test_contributions_frame_has_one_row_per_given_modality(space_app: ModuleType) -> None:
+    """The table lists each modality with the label predicted without it and the rounded deltas."""
+    contributions = {"acoustic": {"without": {"label": "negative,-1.0000,sadness,sad"}, "score_delta": 0.123456,
+                                  "emotion_probability_delta": None}}
+    frame = space_app.contributions_frame(contributions)
+    assert list(frame.columns) == list(space_app.CONTRIBUTION_COLUMNS)
+    assert frame.values.tolist() == [["acoustic", "negative,-1.0000,sadness,sad", 0.1235, None]]

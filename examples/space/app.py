@@ -3,7 +3,11 @@
 
 Enter a transcript, optionally upload the utterance's audio and/or video or precomputed frame-level
 features (``.npy`` arrays of shape ``(frames, dim)``), and see the predicted sentiment score, polarity
-and emotion, with a bar chart of the probability of each MELD emotion.
+and emotion, with a bar chart of the probability of each MELD emotion and, for each modality given, what
+the model predicts without it (the pipeline's ``return_modality_contributions``).
+
+A checkpoint trained on text alone (such as the one ``make demo`` saves) records no media feature kinds;
+for it the pipeline refuses audio/video with a message naming the missing features, shown as the error.
 
 Run locally::
 
@@ -50,6 +54,8 @@ EXAMPLE_TRANSCRIPTS = (
 )
 CHART_EMOTION_COLUMN = "emotion"
 CHART_PROBABILITY_COLUMN = "probability"
+CONTRIBUTION_COLUMNS = ("modality removed", "prediction without it", "score delta (with - without)",
+                        "predicted emotion probability delta (with - without)")
 
 
 class InputProblem(ValueError):
@@ -74,6 +80,7 @@ class PredictionView:
     iemocap_emotion: str
     generated_label: str
     emotion_chart: pd.DataFrame | None
+    contributions: pd.DataFrame | None
     status: str
 
     def as_outputs(self) -> tuple[Any, ...]:
@@ -81,8 +88,9 @@ class PredictionView:
         chart: Any = None
         if self.emotion_chart is not None:  # bars in the model's emotion order, not alphabetical
             chart = gr.BarPlot(value=self.emotion_chart, sort=self.emotion_chart[CHART_EMOTION_COLUMN].tolist())
+        contributions = self.contributions if self.contributions is not None else contributions_frame({})
         return (self.score, self.polarity, self.emotion, self.iemocap_emotion, self.generated_label, chart,
-                self.status)
+                contributions, self.status)
 
 
 def media_extra_available() -> bool:
@@ -191,6 +199,16 @@ def emotion_chart_frame(emotion_scores: Mapping[str, float] | None) -> pd.DataFr
                          CHART_PROBABILITY_COLUMN: [float(value) for value in emotion_scores.values()]})
 
 
+def contributions_frame(contributions: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per given modality: the label predicted without it and the score / emotion-probability deltas."""
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(float(value), 4)
+
+    rows = [(modality, entry["without"].get("label") or "", rounded(entry.get("score_delta")),
+             rounded(entry.get("emotion_probability_delta"))) for modality, entry in contributions.items()]
+    return pd.DataFrame(rows, columns=list(CONTRIBUTION_COLUMNS))
+
+
 def describe_inputs(inputs: Mapping[str, Any]) -> str:
     """A short account of which modalities a prediction used, e.g. ``text + acoustic features (40 frames)``."""
     parts = ["text"]
@@ -206,7 +224,7 @@ def describe_inputs(inputs: Mapping[str, Any]) -> str:
 def error_view(message: str) -> PredictionView:
     """The outputs shown when a request cannot be answered: empty results and the message."""
     return PredictionView(score=None, polarity="", emotion="", iemocap_emotion="", generated_label="",
-                          emotion_chart=None, status=f"**Error:** {message}")
+                          emotion_chart=None, contributions=None, status=f"**Error:** {message}")
 
 
 def predict(
@@ -225,7 +243,7 @@ def predict(
     except InputProblem as problem:
         return error_view(str(problem))
     try:
-        result = unimse_pipeline(inputs, return_emotion_scores=True)
+        result = unimse_pipeline(inputs, return_emotion_scores=True, return_modality_contributions=True)
     except (ValueError, TypeError, ImportError, OSError, RuntimeError) as error:
         LOGGER.warning("prediction failed for %s", describe_inputs(inputs), exc_info=True)
         return error_view(f"The model could not use this input: {error}")
@@ -243,6 +261,7 @@ def predict(
         iemocap_emotion=result.get("iemocap_emotion") or "",
         generated_label=result.get("label") or "",
         emotion_chart=chart,
+        contributions=contributions_frame(result.get("modality_contributions") or {}),
         status=status,
     )
 
@@ -306,10 +325,16 @@ def build_demo(checkpoint: str, revision: str | None = None) -> gr.Blocks:
                     x_title="MELD emotion", y_title="probability", label="Emotion probabilities",
                     sort=None, tooltip="all", height=320, elem_id="emotion-chart",
                 )
+                contributions_table = gr.Dataframe(
+                    value=contributions_frame({}), headers=list(CONTRIBUTION_COLUMNS), interactive=False,
+                    label="What each modality changed (the prediction without it, and the differences)",
+                    elem_id="modality-contributions",
+                )
         predict_button.click(
             predict_from_form,
             inputs=[transcript_box, audio_input, video_input, acoustic_file, visual_file],
-            outputs=[score_box, polarity_box, emotion_box, iemocap_box, label_box, emotion_chart, status_text],
+            outputs=[score_box, polarity_box, emotion_box, iemocap_box, label_box, emotion_chart,
+                     contributions_table, status_text],
             api_name="predict",
         )
     return demo
