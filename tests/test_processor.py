@@ -163,3 +163,42 @@ def test_segment_means_equal_a_loop_for_disjoint_and_overlapping_ranges():
         high = np.maximum(np.minimum(low + rng.integers(1, 6, len(low)), count), low + 1)
         expected = np.stack([frames[a:b].mean(axis=0) for a, b in zip(low, high)])
         np.testing.assert_allclose(segment_means(frames, low, high), expected, atol=1e-5)
+
+
+def test_whisper_style_start_end_mappings_align_like_pairs():
+    processor = tiny_processor()
+    frames = [np.repeat(np.arange(10, dtype=np.float32)[:, None], 8, axis=1)]
+    pairs = [(0.0, 0.04), (0.04, 0.05), (0.05, 0.10)]
+    mappings = [{"word": w, "start": s, "end": e, "probability": 0.9} for w, (s, e) in zip("anyhow it good".split(), pairs)]
+    expected = processor("anyhow it good", acoustic=frames, word_timestamps=[pairs])
+    aligned = processor("anyhow it good", acoustic=frames, word_timestamps=[mappings])
+    assert torch.equal(aligned["acoustic_features"], expected["acoustic_features"])
+
+
+def test_a_word_may_end_within_the_tolerance_after_the_clip():
+    from unimse_hf.alignment_unimse import CLIP_END_TOLERANCE_SECONDS
+
+    frames = [np.ones((10, 8), dtype=np.float32)]  # 0.1 s at 100 Hz
+    batch = tiny_processor()("it good", acoustic=frames, word_timestamps=[[(0.0, 0.05), (0.05, 0.1 + CLIP_END_TOLERANCE_SECONDS)]])
+    assert batch["acoustic_attention_mask"][0].sum() == 2
+    with pytest.raises(ValueError, match="past the end of the acoustic clip"):
+        tiny_processor()("it good", acoustic=frames, word_timestamps=[[(0.0, 0.05), (0.05, 0.11 + CLIP_END_TOLERANCE_SECONDS)]])
+
+
+def test_one_sample_of_timestamps_is_read_as_a_batch_of_one():
+    processor = tiny_processor()
+    frames = [np.ones((30, 8), dtype=np.float32)]
+    single = processor("it was good", acoustic=frames, word_timestamps=[(0, .1), (.1, .2), (.2, .3)])
+    batch = processor("it was good", acoustic=frames, word_timestamps=[[(0, .1), (.1, .2), (.2, .3)]])
+    assert torch.equal(single["acoustic_features"], batch["acoustic_features"])
+
+
+def test_collator_aligns_rows_with_their_word_timestamp_mappings():
+    from unimse_hf.data_collator import UniMSEDataCollator
+
+    frames = np.repeat(np.arange(10, dtype=np.float32)[:, None], 8, axis=1)
+    stamps = [{"word": w, "start": s, "end": e} for w, (s, e) in zip("anyhow it good".split(), [(0.0, 0.04), (0.04, 0.05), (0.05, 0.10)])]
+    row = {"id": "r", "text": "anyhow it good", "context": None, "acoustic": frames, "visual": None, "word_timestamps": stamps,
+           "target": "positive,1.0,joy,excited"}
+    batch = UniMSEDataCollator(tiny_processor(), use_word_timestamps=True)([row])
+    assert batch["acoustic_features"][0, 7:11, 0].tolist() == [1.5, 1.5, 4.0, 7.0]

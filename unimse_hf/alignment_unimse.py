@@ -72,10 +72,13 @@ def token_word_ids(texts: Sequence[str], prefix_length: int, offsets: Sequence[A
 
 
 def _single_sample(word_timestamps: Sequence[Any]) -> bool:
-    """Whether `word_timestamps` is one sample's entries rather than a batch of samples."""
+    """Whether `word_timestamps` is one sample's entries (pairs of numbers or mappings) rather than a batch."""
     first = next((entry for entry in word_timestamps if entry is not None), None)
-    return isinstance(first, Mapping) or (first is not None and np.ndim(first) == 1 and len(first) > 0
-                                          and not isinstance(first[0], (list, tuple, Mapping, np.ndarray)))
+    if isinstance(first, Mapping):
+        return True
+    if isinstance(first, np.ndarray):
+        return first.ndim == 1 and first.dtype != object
+    return isinstance(first, (list, tuple)) and len(first) > 0 and isinstance(first[0], (int, float, np.number))
 
 
 def _sample_spans(sample: Any, index: int) -> np.ndarray:
@@ -91,7 +94,7 @@ def _sample_spans(sample: Any, index: int) -> np.ndarray:
             raise sample_error(TypeError, index, f"{name} mixes mappings and pairs; use one form per sample")
         for j, entry in enumerate(entries):
             if "start" not in entry or "end" not in entry:
-                raise sample_error(ValueError, index, f"{name}[{j}] is a mapping without 'start' and 'end' keys: "
+                raise sample_error(ValueError, index, f"`word_timestamps[{index}][{j}]` is a mapping without 'start' and 'end' keys: "
                                                       f"{sorted(map(str, entry))}")
         entries = [(entry["start"], entry["end"]) for entry in entries]
     try:
