@@ -38,6 +38,7 @@ HUB_MODULES = (
     "configuration_unimse.py",
     "modeling_unimse.py",
     "feature_extraction_unimse.py",
+    "alignment_unimse.py",
     "processing_unimse.py",
     "labels.py",
     "label_grammar.py",
