@@ -25,6 +25,7 @@ finite stops with `NonFiniteTrainingError` (non-zero exit) before saving them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import transformers
+from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser, set_seed
 
 from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProcessor
@@ -227,17 +229,27 @@ def per_corpus(rows: datasets.Dataset) -> dict[str, datasets.Dataset]:
 def build_model_and_processor(model_args: ModelArguments, dims: dict[str, int]) -> tuple[UniMSEForConditionalGeneration, UniMSEProcessor]:
     """The model (tiny, from T5 or from a UniMSE checkpoint) and a processor matching its feature sizes."""
     overrides = parse_config_overrides(model_args.config_overrides)
+    unknown = sorted(set(overrides) - {config_field.name for config_field in dataclasses.fields(UniMSEConfig)})
+    if unknown:
+        raise ValueError(f"--config_overrides: {', '.join(unknown)} {'is not a' if len(unknown) == 1 else 'are not'} "
+                         "UniMSEConfig field(s)")
     source = model_args.model_name_or_path
     if model_args.tiny == (source is not None):
         raise ValueError("Give exactly one of --model_name_or_path and --tiny")
+    try:
+        if model_args.tiny:
+            config = UniMSEConfig(**{**TINY_CONFIG, **dims, **overrides})
+        else:
+            config_dict, _ = UniMSEConfig.get_config_dict(source)
+            if config_dict.get("model_type") == UniMSEConfig.model_type:
+                config = UniMSEConfig.from_pretrained(source, **overrides)
+            else:  # a T5 checkpoint: its T5 fields, UniMSE defaults for the rest, feature sizes from the data
+                config = UniMSEConfig.from_pretrained(source, **{**dims, **overrides})
+    except StrictDataclassError as error:  # the config's type checks: report them as the bad argument
+        raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error}") from None
     if model_args.tiny:
-        model = UniMSEForConditionalGeneration(UniMSEConfig(**{**TINY_CONFIG, **dims, **overrides}))
+        model = UniMSEForConditionalGeneration(config)
     else:
-        config_dict, _ = UniMSEConfig.get_config_dict(source)
-        if config_dict.get("model_type") == UniMSEConfig.model_type:
-            config = UniMSEConfig.from_pretrained(source, **overrides)
-        else:  # a T5 checkpoint: its T5 fields, UniMSE defaults for the rest, feature sizes from the data
-            config = UniMSEConfig.from_pretrained(source, **{**dims, **overrides})
         model = UniMSEForConditionalGeneration.from_pretrained(source, config=config)
     config = model.config
     if source is not None and os.path.isfile(os.path.join(source, "processor_config.json")):
