@@ -13,7 +13,6 @@ from unimse_testing import random_frames, tiny_model, tiny_processor
 
 from unimse_hf import export_onnx as export_module
 from unimse_hf.export_onnx import GRAPH_FILES, MANIFEST_NAME, export_onnx, main
-from unimse_hf.label_grammar import UniversalLabelLogitsProcessor
 from unimse_hf.onnx_predictor import UniMSEOnnxPredictor
 
 pytestmark = pytest.mark.usefixtures("single_thread_torch")
@@ -49,11 +48,10 @@ def model():
 
 
 def assert_matches_pytorch(predictor: UniMSEOnnxPredictor, model, inputs) -> None:
-    grammar = UniversalLabelLogitsProcessor(predictor.processor.tokenizer, score_decimals=4)
     result = predictor.generate(inputs, output_logits=True)
     with torch.no_grad():
-        reference = model.generate(**inputs, logits_processor=[grammar], max_new_tokens=grammar.max_label_tokens,
-                                   do_sample=False, num_beams=1, output_logits=True, return_dict_in_generate=True)
+        reference = model.generate(**inputs, **tiny_processor().generation_kwargs(), do_sample=False, num_beams=1,
+                                   output_logits=True, return_dict_in_generate=True)
     assert torch.equal(result.sequences, reference.sequences)
     assert len(result.logits) == len(reference.logits)
     for step, (ort_logits, torch_logits) in enumerate(zip(result.logits, reference.logits)):
@@ -92,10 +90,8 @@ def test_predictor_call_returns_the_labels_pytorch_generates(predictor, model):
     rng = np.random.default_rng(3)
     acoustic = random_frames(rng, [8, 2, 5], 8)
     processor = tiny_processor()
-    grammar = UniversalLabelLogitsProcessor(processor.tokenizer, score_decimals=4)
     with torch.no_grad():
-        sequences = model.generate(**processor(TEXTS, acoustic=acoustic), logits_processor=[grammar],
-                                   max_new_tokens=grammar.max_label_tokens)
+        sequences = model.generate(**processor(TEXTS, acoustic=acoustic), **processor.generation_kwargs())
     assert predictor(TEXTS, acoustic=acoustic) == processor.post_process_generation(sequences)
 
 

@@ -10,7 +10,6 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
 from unimse_testing import random_frames, tiny_model, tiny_processor
 
-from unimse_hf.label_grammar import UniversalLabelLogitsProcessor
 from unimse_hf.quantization import load_quantized, quantize_model
 
 pytestmark = pytest.mark.usefixtures("single_thread_torch")
@@ -57,9 +56,8 @@ def test_int8_logits_stay_close_to_fp32():
 def test_int8_model_generates_parseable_labels_under_the_grammar():
     quantized = quantize_model(tiny_model(), "int8")
     processor = tiny_processor()
-    grammar = UniversalLabelLogitsProcessor(processor.tokenizer, score_decimals=4)
     with torch.no_grad():
-        sequences = quantized.generate(**_inputs(), logits_processor=[grammar], max_new_tokens=grammar.max_label_tokens)
+        sequences = quantized.generate(**_inputs(), **processor.generation_kwargs())
     assert all(label.valid for label in processor.post_process_generation(sequences))
 
 

@@ -1,9 +1,10 @@
 # Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
 """UniMSEOnnxPredictor: run the graphs written by `unimse_hf.export_onnx` with ONNX Runtime.
 
-The same processor prepares the inputs and parses the generated labels as with the PyTorch model;
-decoding is greedy, with the label grammar (`UniversalLabelLogitsProcessor`) applied to the logits of
-every step by default, exactly as `model.generate(..., logits_processor=[grammar])` does.
+The same processor prepares the inputs and parses the generated labels as with the PyTorch model, and
+decoding follows the processor's `generation_kwargs` (the one UniMSE decoder): greedy, with the label
+grammar applied to the logits of every step by default and the same token budget, exactly as
+`model.generate(**inputs, **processor.generation_kwargs())` does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -20,13 +20,8 @@ import numpy as np
 import torch
 
 from .export_onnx import DECODER_INPUTS, ENCODER_INPUTS, MANIFEST_FORMAT, MANIFEST_NAME, cache_names
-from .label_grammar import UniversalLabelLogitsProcessor
 from .labels import ParsedLabel
 from .processing_unimse import UniMSEProcessor
-
-UNSTRUCTURED_MAX_NEW_TOKENS = 32
-"""Token budget of unconstrained decoding when none is given (the pipeline's default)."""
-
 
 @dataclass
 class UniMSEOnnxGenerateOutput:
@@ -56,12 +51,6 @@ class UniMSEOnnxPredictor:
         self.decoder_start_token_id = int(manifest["decoder_start_token_id"])
         self.eos_token_id = int(manifest["eos_token_id"])
         self.pad_token_id = int(manifest["pad_token_id"])
-
-    @cached_property
-    def label_grammar(self) -> UniversalLabelLogitsProcessor:
-        """The label-grammar logits processor at the processor's score decimals (built on first use)."""
-        decimals = self.processor.score_decimals if self.processor.score_decimals is not None else 4
-        return UniversalLabelLogitsProcessor(self.processor.tokenizer, score_decimals=decimals)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, quantize: Optional[str] = None,
@@ -117,13 +106,12 @@ class UniMSEOnnxPredictor:
                  output_logits: bool = False) -> UniMSEOnnxGenerateOutput:
         """Greedy decoding of processor outputs (`input_ids`, `attention_mask`, modality features/masks).
 
-        With `structured` the label grammar constrains every step; `max_new_tokens` defaults to the
-        longest label (grammar on) or 32 (off). Finished rows continue with the pad id, as in `generate`.
+        `structured` and `max_new_tokens` mean what they mean in `processor.generation_kwargs` (grammar on;
+        budget = the longest label). Finished rows continue with the pad id, as in `generate`.
         """
-        if max_new_tokens is None:
-            max_new_tokens = self.label_grammar.max_label_tokens if structured else UNSTRUCTURED_MAX_NEW_TOKENS
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be an int >= 1, got {max_new_tokens!r}")
+        decoding = self.processor.generation_kwargs(structured=structured, max_new_tokens=max_new_tokens)
+        max_new_tokens = decoding["max_new_tokens"]
+        logits_processor = decoding.get("logits_processor")
         missing = [name for name in ("input_ids", "attention_mask") if inputs.get(name) is None]
         if missing:
             raise ValueError(f"`inputs` lacks {missing}; pass the processor's output")
@@ -142,7 +130,7 @@ class UniMSEOnnxPredictor:
             logits = torch.from_numpy(np.ascontiguousarray(outputs[0][:, -1, :], dtype=np.float32))
             if output_logits:
                 all_logits.append(logits.numpy().copy())
-            scores = self.label_grammar(sequences, logits) if structured else logits
+            scores = logits_processor(sequences, logits) if logits_processor is not None else logits
             next_ids = torch.where(unfinished, scores.argmax(dim=-1), self.pad_token_id)
             sequences = torch.cat([sequences, next_ids.unsqueeze(1)], dim=1)
             unfinished &= next_ids != self.eos_token_id
