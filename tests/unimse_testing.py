@@ -14,7 +14,10 @@ from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProces
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T5_VOCAB_DIR = REPO_ROOT / "data" / "t5"
-OFFICIAL_VECTORS_DIR = REPO_ROOT.parent / "shared" / "data" / "official_vectors"
+SHARED_OFFICIAL_VECTORS_DIR = REPO_ROOT.parent / "shared" / "data" / "official_vectors"
+SHIPPED_OFFICIAL_VECTORS_DIR = REPO_ROOT / "tests" / "data" / "official_tiny"
+"""The `tiny` case shipped in the repository (see its README.md): used when the shared folder is absent."""
+OFFICIAL_VECTORS_DIR = SHARED_OFFICIAL_VECTORS_DIR if SHARED_OFFICIAL_VECTORS_DIR.is_dir() else SHIPPED_OFFICIAL_VECTORS_DIR
 
 TINY = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, acoustic_dim=8, visual_dim=6,
             modality_hidden=16, modality_out=16, pmf_bottleneck=16, cl_proj_dim=8)
