@@ -17,7 +17,9 @@ operators are written as the profile.
 Usage::
 
     python benchmarks/bench_serving.py [--sizes t5-small,t5-base] [--rounds 3] [--max-new-tokens 8]
-        [--demo-model demo_output/model] [--agreement-samples 250]
+        [--demo-model demo_output/model] [--agreement-samples 250] [--result-name serving]
+
+`--sizes ""` measures only the label agreement.
 """
 
 from __future__ import annotations
@@ -248,6 +250,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime intra-op threads")
     parser.add_argument("--demo-model", default=str(REPO_ROOT / "demo_output" / "model"))
     parser.add_argument("--agreement-samples", type=int, default=250, help="test transcripts per corpus")
+    parser.add_argument("--result-name", default="serving", help="write benchmarks/results/<name>.md")
     args = parser.parse_args()
     sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
     unknown = [size for size in sizes if size not in T5_DIMENSIONS]
@@ -286,7 +289,7 @@ def main() -> int:
     body += markdown_table(["size", "candidate", "speed-up vs torch fp32", "goal"], summary)
     body += ["", *sections, "### Label agreement with fp32 (trained demo checkpoint, real transcripts)", "", *agreement, "",
              *goals]
-    path = write_result("serving", "Serving: ONNX Runtime and int8 CPU inference", body, started_at=started, machine=machine)
+    path = write_result(args.result_name, "Serving: ONNX Runtime and int8 CPU inference", body, started_at=started, machine=machine)
     print(f"wrote {path}")
     return 0
 
