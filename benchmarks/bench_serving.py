@@ -36,7 +36,6 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench_fusion_overhead import T5_DIMENSIONS, VOCAB_SIZE  # noqa: E402
