@@ -1,5 +1,6 @@
 # Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
-"""UniMSEFeatureExtractor: validates, pads and (optionally) aligns acoustic and visual frame sequences."""
+"""UniMSEFeatureExtractor: validates and pads acoustic and visual frame sequences, or token-aligns them
+(through `alignment_unimse`)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ class UniMSEFeatureExtractor(FeatureExtractionMixin):
     frame). Token-aligned mode (`token_word_ids` given) averages, for every word, the frames inside its
     time span and gives that mean to each of the word's sub-word tokens; tokens of no word (task prefix,
     special tokens) are masked. Without word timestamps the words are spread over the clip in
-    proportion to their character lengths.
+    proportion to their character lengths. The alignment itself, and the one check of the timestamps,
+    live in `alignment_unimse`; this class validates the frames and pads.
 
     Args:
         acoustic_dim (`int`, defaults to 64): size of one acoustic frame.
