@@ -144,7 +144,7 @@ def test_malformed_csd_names_the_file_and_the_missing_key(tmp_path):
 def test_transcript_csv_with_an_empty_score_names_the_file_and_column(tmp_path):
     path = tmp_path / "label.csv"
     path.write_text("id,text,label,mode\nv_1,hello,1.0,train\nv_2,bye,,test\n")
-    with pytest.raises(MalformedSourceError, match=r"label\.csv \[label\]: empty values in rows \[3\]"):
+    with pytest.raises(MalformedSourceError, match=r"label\.csv \[label\]: empty values in file lines \[3\]"):
         read_transcript_csv(str(path), "mosi")
 
 

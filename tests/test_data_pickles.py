@@ -119,11 +119,17 @@ def test_pickle_with_a_length_longer_than_its_frames_names_the_key(tmp_path):
         read_mmsa_pickle(path, "mosi", trust_pickle=True)
 
 
-def test_minus_infinity_frames_become_zero_as_in_mmsa(tmp_path):
-    def silent(data):
-        data["train"]["audio"][0, 0, 0] = -np.inf
+def _silent_frame(data):
+    data["train"]["audio"][0, 0, 0] = -np.inf
 
-    rows = read_mmsa_pickle(_broken(tmp_path, silent), "mosi", trust_pickle=True)
+
+def test_minus_infinity_frames_are_refused_naming_the_utterance_and_rows(tmp_path):
+    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[train/audio\[0\]\]: infinite values in frame rows \[0\]"):
+        read_mmsa_pickle(_broken(tmp_path, _silent_frame), "mosi", trust_pickle=True)
+
+
+def test_zero_infinite_features_replaces_minus_infinity_by_zero_as_mmsa_does(tmp_path):
+    rows = read_mmsa_pickle(_broken(tmp_path, _silent_frame), "mosi", trust_pickle=True, zero_infinite_features=True)
     assert rows[0]["acoustic"][0, 0] == 0.0
 
 

@@ -112,10 +112,33 @@ def test_source_kind_is_recognised_from_the_path(path, kind):
     assert detect_source_kind(path) == kind
 
 
-def test_segment_labels_with_folds_and_transcripts_convert_via_load_corpus():
-    corpus = load_corpus("mosi", MOSI_SEGMENTS, folds=MOSI_FOLDS, transcripts=MOSI_LABELS)
+def test_segment_labels_whose_transcripts_lack_four_segments_are_refused_naming_them():
+    with pytest.raises(ValueError, match=r"4 of 2199 rows have no transcript .*mosi/train/2WGyTLYerpo_44.*mosi/test/lXPQBPVc5Cw_30"):
+        load_corpus("mosi", MOSI_SEGMENTS, folds=MOSI_FOLDS, transcripts=MOSI_LABELS)
+
+
+def test_segment_labels_with_folds_and_transcripts_convert_via_load_corpus_when_text_is_optional():
+    corpus = load_corpus("mosi", MOSI_SEGMENTS, folds=MOSI_FOLDS, transcripts=MOSI_LABELS, require_text=False)
     assert sizes(corpus) == (1284, 229, 686)
     assert sum(t is None for t in corpus["train"]["text"]) == 3
+
+
+def test_segment_labels_without_transcripts_are_refused_by_the_cli_and_nothing_is_written(tmp_path):
+    main = prepare_data_main()
+    args = ["--dataset", "mosi", "--source", MOSI_SEGMENTS, "--folds", MOSI_FOLDS, "--output_dir", str(tmp_path / "x")]
+    with pytest.raises(ValueError, match=r"OpinionLevelSentiment\.csv \[text\]: 2199 of 2199 rows have no transcript.*--transcripts"):
+        main(args)
+    assert not (tmp_path / "x").exists()
+
+
+def test_drop_rows_without_text_drops_the_four_untranscribed_segments_and_lists_them_in_the_card(tmp_path):
+    main = prepare_data_main()
+    out = tmp_path / "segments"
+    args = ["--dataset", "mosi", "--source", MOSI_SEGMENTS, "--folds", MOSI_FOLDS, "--transcripts", MOSI_LABELS]
+    assert main(args + ["--drop_rows_without_text", "--output_dir", str(out)]) == 0
+    assert sizes(load_parquet_splits(str(out))) == (1281, 229, 685)
+    card = (out / "README.md").read_text()
+    assert "4 rows without a transcript were dropped" in card and "mosi/test/lXPQBPVc5Cw_30" in card
 
 
 def test_segment_source_without_folds_is_refused():

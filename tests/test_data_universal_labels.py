@@ -38,7 +38,8 @@ def msa(split, key, text, score):
 
 
 def meld(split, key, text, polarity, emotion):
-    return make_row(dataset="meld", split=split, key=key, text=text, polarity=polarity, meld_emotion=emotion)
+    clip = f"{split}/{key.split('_')[0]}"  # MELD numbers dialogues per split, so its clips are split-qualified
+    return make_row(dataset="meld", split=split, key=key, clip=clip, text=text, polarity=polarity, meld_emotion=emotion)
 
 
 def iemocap(split, key, text, polarity, emotion):

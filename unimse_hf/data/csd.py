@@ -24,6 +24,7 @@ from .errors import MalformedSourceError, PathLike, require_file
 from .features import frame_matrix
 from .msa_csv import Folds
 from .schema import make_row
+from .validation import check_score
 
 PAUSE_TOKENS: frozenset[str] = frozenset({"sp", "sil", ""})
 """Word entries that mark silence rather than a spoken word."""
@@ -39,21 +40,25 @@ class ComputationalSequence:
     data: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def _decode(value: Any) -> str:
+def _decode(value: Any, path: str, key: str) -> str:
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0] if value.size else b""
     if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise MalformedSourceError(path, f"not UTF-8 text ({error})", key) from error
     return str(value).strip().strip('"')
 
 
 def read_computational_sequence(
-    path: PathLike, videos: Optional[Iterable[str]] = None, words: bool = False
+    path: PathLike, videos: Optional[Iterable[str]] = None, words: bool = False, require_finite: bool = True
 ) -> ComputationalSequence:
     """Read a ``.csd`` file (optionally only some videos), checking its layout.
 
-    Set ``words=True`` for a words sequence, whose features are byte strings; otherwise the features
-    must be numeric and free of NaN.
+    Set ``words=True`` for a words sequence, whose features are byte strings (UTF-8); otherwise the
+    features must be numeric and, unless ``require_finite=False``, finite. Intervals must be finite
+    with start <= end.
     """
     import h5py
 
@@ -73,7 +78,7 @@ def read_computational_sequence(
         if "metadata" in root:
             for name, item in root["metadata"].items():
                 if isinstance(item, h5py.Dataset):
-                    metadata[name] = _decode(item[()])
+                    metadata[name] = _decode(item[()], path, f"{roots[0]}/metadata/{name}")
         group = root["data"]
         names = list(group.keys()) if videos is None else [v for v in videos if v in group]
         data = {}
@@ -87,10 +92,15 @@ def read_computational_sequence(
             raw = entry["features"][()]
             if intervals.ndim != 2 or intervals.shape[1] != 2:
                 raise MalformedSourceError(path, f"intervals must be N x 2, got {intervals.shape}", f"{where}/intervals")
+            wrong = ~np.isfinite(intervals).all(axis=1) | (intervals[:, 0] > intervals[:, 1])
+            if wrong.any():
+                rows = np.flatnonzero(wrong)[:5].tolist()
+                raise MalformedSourceError(path, f"intervals not finite or start > end in rows {rows}", f"{where}/intervals")
             if words:
-                features = np.array([_decode(w) for w in np.asarray(raw).reshape(len(raw), -1)[:, 0]], dtype=object)
+                cells = np.asarray(raw).reshape(len(raw), -1)[:, 0]
+                features = np.array([_decode(w, path, f"{where}/features") for w in cells], dtype=object)
             else:
-                features = frame_matrix(raw, path, f"{where}/features")
+                features = frame_matrix(raw, path, f"{where}/features", require_finite=require_finite)
             if len(features) != len(intervals):
                 raise MalformedSourceError(
                     path, f"{len(features)} feature rows but {len(intervals)} intervals", f"{where}/features"
@@ -117,10 +127,26 @@ def read_csd_segments(
 
     Optional words, acoustic and visual ``.csd`` files add ``text``/``word_timestamps``,
     ``acoustic`` and ``visual`` per segment; videos absent from a feature file keep null features.
-    Segments of videos in no fold are left out. Keys are ``<video>_<segment_base + row>``.
+    A video in no fold, or a score that is not finite or outside [-3, 3], is an error naming the file
+    and the segment. Keys are ``<video>_<segment_base + row>``; the clip is the video.
     """
-    labels = read_computational_sequence(labels_path)
-    videos = [video for video in labels.data if video in folds]
+    labels = read_computational_sequence(labels_path, require_finite=False)
+    outside = [video for video in labels.data if video not in folds]
+    if outside:
+        raise MalformedSourceError(
+            labels.path, f"{len(outside)} videos are in no standard fold ({outside[:5]}); pass folds that cover every video"
+        )
+    videos = list(labels.data)
+    for video in videos:
+        scores = labels.data[video][0]
+        where = f"{labels.root_name}/data/{video}/features"
+        if scores.shape[1] < 1:
+            raise MalformedSourceError(labels.path, "a labels sequence needs the score in its first column", where)
+        for index, score in enumerate(scores[:, 0]):
+            try:
+                check_score(float(score), f"segment {video}_{index + segment_base}")
+            except ValueError as error:
+                raise MalformedSourceError(labels.path, str(error), where) from None
     words = read_computational_sequence(words_path, videos, words=True) if words_path else None
     acoustic = read_computational_sequence(acoustic_path, videos) if acoustic_path else None
     visual = read_computational_sequence(visual_path, videos) if visual_path else None
@@ -132,13 +158,14 @@ def read_csd_segments(
                 dataset=dataset,
                 split=folds[video],
                 key=f"{video}_{index + segment_base}",
+                clip=video,
                 score=float(score),
                 polarity=polarity_of_score(float(score)),
             )
             if words is not None and video in words.data:
                 tokens, spans = words.data[video]
                 keep = _inside(spans, start, end) & ~np.isin(tokens, list(PAUSE_TOKENS))
-                row["text"] = " ".join(tokens[keep])
+                row["text"] = " ".join(tokens[keep]) or None  # a segment without words has no transcript
                 row["word_timestamps"] = [
                     {"word": word, "start": float(s - start), "end": float(e - start)}
                     for word, (s, e) in zip(tokens[keep], spans[keep])

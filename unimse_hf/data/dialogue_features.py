@@ -5,7 +5,8 @@ Layout (§6.1 of the reference): ``{"audio": [train, dev, test], "video": [train
 where each element is a dict from an utterance key to a ``(T, D)`` frame matrix (a 1-D vector is
 read as one frame). MELD keys are ``<Dialogue_ID>_<Utterance_ID>`` and restart in every split, so
 the features stay grouped by split; IEMOCAP keys are ``vid_cid`` (``Ses01F_impro01_F000``). Either
-modality may be missing from the file; a modality missing for one utterance stays null.
+modality may be missing from the file; a modality missing for one utterance stays null. Frames must
+be finite; an utterance key given twice (after ``normalize_key``) is an error.
 """
 
 from __future__ import annotations
@@ -50,5 +51,8 @@ def read_dialogue_feature_pickle(
             for raw_key, frames in part.items():
                 utterance = normalize_key(str(raw_key))
                 entry = tables[split].setdefault(utterance, {"acoustic": None, "visual": None})
-                entry[modality] = frame_matrix(frames, path, f"{key}[{split}][{raw_key!s}]")
+                where = f"{key}[{split}][{raw_key!s}]"
+                if entry[modality] is not None:
+                    raise MalformedSourceError(path, f"utterance {utterance!r} appears twice", where)
+                entry[modality] = frame_matrix(frames, path, where)
     return tables

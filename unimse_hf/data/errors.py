@@ -1,5 +1,5 @@
 # Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
-"""The error raised for malformed source files."""
+"""The errors raised for malformed source files and occupied output folders."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class MalformedSourceError(ValueError):
         self.key = key
         where = f"{self.path}" if key is None else f"{self.path} [{key}]"
         super().__init__(f"{where}: {problem}")
+
+
+class OutputExistsError(FileExistsError, ValueError):
+    """An output folder already holds files and the caller did not ask to replace it (``overwrite``)."""
 
 
 def require_file(path: PathLike, what: str = "file") -> str:

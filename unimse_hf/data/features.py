@@ -11,12 +11,16 @@ from .errors import MalformedSourceError, PathLike
 from .schema import key_of_id
 
 
-def frame_matrix(value: Any, path: PathLike, key: str) -> np.ndarray:
-    """Return ``value`` as a finite ``(T, D)`` float32 matrix, or raise naming ``path`` and ``key``.
+def frame_matrix(
+    value: Any, path: PathLike, key: str, require_finite: bool = True, zero_infinite: bool = False
+) -> np.ndarray:
+    """Return ``value`` as a ``(T, D)`` float32 matrix, or raise naming ``path`` and ``key``.
 
-    A 1-D vector (an utterance-level feature) becomes one frame. ``+inf``/``-inf`` become 0, as MMSA
-    does for COVAREP's log-energies of silent frames; NaN is an error, because it means the
-    extractor failed and zeros would hide it.
+    A 1-D vector (an utterance-level feature) becomes one frame. NaN and +-inf are errors (they mean
+    the extractor failed, and zeros would hide it), unless ``zero_infinite`` is set: then +-inf
+    become 0, as MMSA's own loader does for COVAREP's log-energies of silent frames (NaN stays an
+    error). ``require_finite=False`` leaves the values unchecked, for a caller that checks them
+    itself with better names (the scores of a labels ``.csd``).
     """
     try:
         array = np.asarray(value, dtype=np.float32)
@@ -26,10 +30,19 @@ def frame_matrix(value: Any, path: PathLike, key: str) -> np.ndarray:
         array = array[None, :]
     if array.ndim != 2:
         raise MalformedSourceError(path, f"expected a 2-D (frames x features) array, got shape {array.shape}", key)
+    if not require_finite:
+        return array
     nan_rows = np.flatnonzero(np.isnan(array).any(axis=1))
     if nan_rows.size:
         raise MalformedSourceError(path, f"NaN values in frame rows {nan_rows[:5].tolist()}", key)
-    array[np.isinf(array)] = 0.0
+    infinite = np.isinf(array)
+    if infinite.any():
+        if not zero_infinite:
+            rows = np.flatnonzero(infinite.any(axis=1))[:5].tolist()
+            raise MalformedSourceError(
+                path, f"infinite values in frame rows {rows} (zero_infinite_features=True replaces them by 0, as MMSA does)", key
+            )
+        array = np.where(infinite, np.float32(0.0), array)
     return array
 
 
@@ -75,19 +88,29 @@ def join_frames(
     """Attach features to rows by source key (never by position, B19); return how many rows matched.
 
     Rows whose key is missing from ``frames`` keep null features, unless ``require_all`` is set.
-    Raises if no row matches at all, which almost always means the ids use different conventions.
+    Raises if no row matches at all, which almost always means the ids use different conventions,
+    and if the joined frames of one modality do not all have the same width (naming both ids).
     """
     matched = 0
+    widths: dict[str, tuple[int, str]] = {}
     for row in rows:
-        entry = frames.get(key_of_id(row["id"]))
+        key = key_of_id(row["id"])
+        entry = frames.get(key)
         if entry is None:
             if require_all:
-                raise MalformedSourceError(path, f"no features for utterance {key_of_id(row['id'])!r}")
+                raise MalformedSourceError(path, f"no features for utterance {key!r}")
             continue
         matched += 1
         for modality in ("acoustic", "visual"):
-            if entry.get(modality) is not None:
-                row[modality] = entry[modality]
+            value = entry.get(modality)
+            if value is None:
+                continue
+            width, first = widths.setdefault(modality, (value.shape[1], key))
+            if value.shape[1] != width:
+                raise MalformedSourceError(
+                    path, f"utterance {key!r}: {modality} frames have {value.shape[1]} features, but {first!r} has {width}", modality
+                )
+            row[modality] = value
     if rows and matched == 0:
         example = next(iter(frames), None)
         raise MalformedSourceError(

@@ -17,12 +17,14 @@ orders turns when the whole dialogue is the context.
   whatever their label.
 * **Splits.** With the official feature pickle, an utterance's split is the feature dict that holds
   it, and utterances without features are left out (as the official scripts iterate over the
-  feature keys). Without it, Session 5 is the test split and a seeded ``validation_fraction`` of the
+  feature keys; the number left out is logged). Without it, Session 5 is the test split and a seeded ``validation_fraction`` of the
   Session 1-4 dialogues is the validation split (whole dialogues, so no context crosses splits).
+  The ``clip`` is the dialogue, so the splits are checked to be disjoint by dialogue.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from typing import Any, Literal, Optional
@@ -32,8 +34,12 @@ import pandas as pd
 from ..labels import IEMOCAP_ABBREVIATIONS
 from .context import TokenCounter, build_context
 from .dialogue_features import read_dialogue_feature_pickle
+from .csv_source import check_unique, read_source_csv
 from .errors import MalformedSourceError, PathLike, require_file
 from .schema import make_row
+from .validation import is_blank
+
+logger = logging.getLogger(__name__)
 
 IEMOCAP_POSITIVE: frozenset[str] = frozenset({"hap", "exc"})
 """Abbreviations with positive polarity; ``neu`` is neutral and every other label negative."""
@@ -76,7 +82,7 @@ def read_iemocap(
     path = require_file(label_csv, "IEMOCAP label CSV")
     if context not in ("speaker", "dialogue"):
         raise ValueError(f"`context` must be 'speaker' or 'dialogue', got {context!r}")
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    frame = read_source_csv(path, "IEMOCAP label CSV", keep_default_na=False, na_values=[""])
     required = ("vid_cid", "label", "text") + (("start_stop",) if context == "dialogue" else ())
     for column in required:
         if column not in frame.columns:
@@ -89,6 +95,7 @@ def read_iemocap(
     if parts["dialogue"].isna().any():
         bad = frame["vid_cid"][parts["dialogue"].isna()].iloc[0]
         raise MalformedSourceError(path, f"utterance id {bad!r} is not <dialogue>_<F|M><turn>", "vid_cid")
+    check_unique(frame, frame["vid_cid"].astype(str), path, "vid_cid")
     frame = frame.assign(dialogue=parts["dialogue"], speaker=parts["speaker"], turn=parts["turn"].astype(int))
     if context == "dialogue":
         starts = frame["start_stop"].astype(str).str.extract(_START)[0]
@@ -98,7 +105,14 @@ def read_iemocap(
 
     tables = read_dialogue_feature_pickle(features_path, trust_pickle) if features_path else None
     if tables is not None:
-        split_of_key = {key: split for split, table in tables.items() for key in table}
+        split_of_key = {}
+        for split, table in tables.items():
+            for key in table:
+                if split_of_key.setdefault(key, split) != split:
+                    raise MalformedSourceError(features_path, f"utterance {key!r} is in both {split_of_key[key]} and {split}")
+        unfeatured = int((~frame["vid_cid"].isin(split_of_key)).sum())
+        if unfeatured:
+            logger.warning("%s: %d utterances have no features in %s and are left out, as the official scripts do", path, unfeatured, features_path)
     else:
         by_dialogue = _session_split(sorted(frame["dialogue"].unique()), validation_fraction, seed)
         split_of_key = dict(zip(frame["vid_cid"], frame["dialogue"].map(by_dialogue)))
@@ -114,10 +128,13 @@ def read_iemocap(
             label, split = str(line.label).strip().lower(), split_of_key.get(line.vid_cid)
             if split is None or (label not in IEMOCAP_ABBREVIATIONS and not keep_other_emotions):
                 continue
+            if is_blank(texts[index]):
+                raise MalformedSourceError(path, f"utterance {line.vid_cid!r} has no transcript", "text")
             row = make_row(
                 dataset="iemocap",
                 split=split,
                 key=line.vid_cid,
+                clip=line.dialogue,
                 text=texts[index],
                 context=build_context(texts, index, speakers, window, count_tokens, max_context_tokens),
                 speaker=line.speaker,

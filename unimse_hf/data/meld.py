@@ -7,6 +7,11 @@ Row keys are ``dia<Dialogue_ID>_utt<Utterance_ID>`` (the clip file name), qualif
 the row id because MELD's numbering restarts in every split (B15). ``polarity`` is the
 ``Sentiment`` column and ``meld_emotion`` the ``Emotion`` column; the score is unknown.
 
+Every line is checked (transcript, emotion and sentiment present and in their label sets, integer
+ids, each utterance once); an error names the file, column and lines. The ``clip`` is the dialogue,
+qualified by split because MELD numbers its dialogues per split (the release keeps each split's clips
+in its own folder).
+
 ``context`` is the ±2 window of the dialogue (turns ordered by ``Utterance_ID``) with speaker names
 and ``</s>`` markers, see :mod:`unimse_hf.data.context`.
 """
@@ -20,6 +25,7 @@ import pandas as pd
 
 from ..labels import MELD_EMOTIONS, POLARITIES
 from .context import TokenCounter, build_context
+from .csv_source import check_complete, check_unique, file_lines, read_source_csv
 from .dialogue_features import read_dialogue_feature_pickle
 from .errors import MalformedSourceError, PathLike, require_file
 from .features import join_frames
@@ -44,23 +50,33 @@ def _meld_feature_key(raw: str) -> str:
         return raw
 
 
+def meld_clip(split: str, dialogue_id: int) -> str:
+    """Return the clip of a MELD utterance: its dialogue, qualified by split (MELD numbers dialogues per split)."""
+    return f"{split}/dia{int(dialogue_id)}"
+
+
 def _read_split(path: str) -> pd.DataFrame:
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    frame = read_source_csv(path, "MELD CSV", dtype=str, keep_default_na=False, na_values=[""])
     for column in _COLUMNS:
         if column not in frame.columns:
             raise MalformedSourceError(path, f"missing column; the file has {list(frame.columns)}", column)
-    for column in ("Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID"):
-        missing = frame.index[frame[column].isna()]
-        if len(missing):
-            raise MalformedSourceError(path, f"empty values in file lines {[int(i) + 2 for i in missing[:5]]}", column)
+    for column in ("Utterance", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID"):
+        check_complete(frame, column, path)
+    for column in ("Dialogue_ID", "Utterance_ID"):
+        whole = frame[column].str.strip().str.fullmatch(r"\d+")
+        if not whole.all():
+            raise MalformedSourceError(path, f"not a non-negative integer in file lines {file_lines(frame.index[~whole])}", column)
+        frame[column] = frame[column].astype(int)
     for column, allowed in (("Emotion", MELD_EMOTIONS), ("Sentiment", POLARITIES)):
-        bad = sorted(set(frame[column].str.strip().str.lower()) - set(allowed))
-        if bad:
-            raise MalformedSourceError(path, f"unknown values {bad}; expected {list(allowed)}", column)
-    if frame.duplicated(["Dialogue_ID", "Utterance_ID"]).any():
-        first = frame[frame.duplicated(["Dialogue_ID", "Utterance_ID"])].iloc[0]
-        raise MalformedSourceError(path, f"utterance dia{first.Dialogue_ID}_utt{first.Utterance_ID} appears twice", "Utterance_ID")
-    frame["Utterance"] = frame["Utterance"].fillna("").astype(str)
+        values = frame[column].str.strip().str.lower()
+        bad = ~values.isin(allowed)
+        if bad.any():
+            raise MalformedSourceError(
+                path, f"unknown values {sorted(set(values[bad]))} in file lines {file_lines(frame.index[bad])}; expected {list(allowed)}", column
+            )
+    keys = "dia" + frame["Dialogue_ID"].astype(str) + "_utt" + frame["Utterance_ID"].astype(str)
+    check_unique(frame, keys, path, "Utterance_ID")
+    frame["Utterance"] = frame["Utterance"].astype(str)
     frame["Speaker"] = frame["Speaker"].fillna("").astype(str)
     return frame
 
@@ -101,6 +117,7 @@ def read_meld(
                         dataset="meld",
                         split=split,
                         key=meld_key(line.Dialogue_ID, line.Utterance_ID),
+                        clip=meld_clip(split, line.Dialogue_ID),
                         text=" ".join(texts[index].split()),
                         context=context,
                         speaker=speakers[index],

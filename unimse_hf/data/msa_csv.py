@@ -11,24 +11,23 @@ Three CSV layouts are read:
   sentiment), which has no transcripts; splits then come from the CMU-MultimodalSDK standard folds.
 
 ``mode`` values ``train``/``dev``/``valid``/``test`` become ``train``/``validation``/``test``. When
-``folds`` are given they decide the split instead (by video id), and rows of videos in no fold are
-left out. Transcripts are kept as the source writes them (the official pipeline lower-cases MSA
+``folds`` are given they decide the split instead (by video id); a video in no fold is an error.
+The ``clip`` of a row is its video, so the splits are checked to be disjoint by video. Transcripts are kept as the source writes them (the official pipeline lower-cases MSA
 text; ``text.lower()`` reproduces that). The polarity is the sign of the gold score.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Mapping, Optional
 
+import numpy as np
 import pandas as pd
 
-from ..labels import polarity_of_score
+from ..labels import SCORE_RANGE, polarity_of_score
+from .csv_source import check_complete, check_unique, file_lines, numeric_column, read_source_csv
 from .errors import MalformedSourceError, PathLike, require_file
 from .schema import SPLITS, key_of_id, make_row, normalize_split
-
-logger = logging.getLogger(__name__)
 
 Folds = Mapping[str, str]
 """Video id -> split name (``train``/``validation``/``test``)."""
@@ -38,9 +37,9 @@ def read_standard_folds(path: PathLike) -> dict[str, str]:
     """Read a standard-folds JSON (``{"train": [...], "valid": [...], "test": [...]}``) into video -> split."""
     path = require_file(path, "folds file")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             raw = json.load(handle)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MalformedSourceError(path, f"not valid JSON ({error})") from error
     if not isinstance(raw, dict):
         raise MalformedSourceError(path, "expected an object mapping split names to lists of video ids")
@@ -53,7 +52,9 @@ def read_standard_folds(path: PathLike) -> dict[str, str]:
         if not isinstance(videos, list):
             raise MalformedSourceError(path, "expected a list of video ids", name)
         for video in videos:
-            video = str(video)
+            if isinstance(video, bool) or not isinstance(video, (str, int)) or not str(video).strip():
+                raise MalformedSourceError(path, f"video ids must be non-empty strings, got {video!r}", name)
+            video = str(video).strip()
             if folds.get(video, split) != split:
                 raise MalformedSourceError(path, f"video {video!r} is in two folds", name)
             folds[video] = split
@@ -69,94 +70,124 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], path: str) -
             raise MalformedSourceError(path, f"missing column; the file has {list(frame.columns)}", column)
 
 
-def _check_complete(frame: pd.DataFrame, column: str, path: str) -> None:
-    missing = frame.index[frame[column].isna()]
-    if len(missing):
-        raise MalformedSourceError(path, f"empty values in rows {[int(i) + 2 for i in missing[:5]]} (file lines)", column)
+def _check_scores(frame: pd.DataFrame, scores: pd.Series, keys: pd.Series, path: str, column: str) -> None:
+    low, high = SCORE_RANGE
+    bad = ~np.isfinite(scores.to_numpy()) | (scores < low).to_numpy() | (scores > high).to_numpy()
+    if bad.any():
+        index = frame.index[bad]
+        examples = [f"{keys[i]}={scores[i]}" for i in index[:3]]
+        raise MalformedSourceError(
+            path, f"scores must be finite and within [{low}, {high}]: file lines {file_lines(index)} ({', '.join(examples)})", column
+        )
 
 
-def _split_of(video: str, mode: Optional[str], folds: Optional[Folds], path: str) -> Optional[str]:
+def _splits_of(
+    videos: pd.Series, modes: Optional[pd.Series], folds: Optional[Folds], frame: pd.DataFrame, path: str
+) -> list[str]:
+    """Return each line's split: from ``folds`` by video, else from the ``mode`` column; both checked."""
     if folds is not None:
-        return folds.get(video)
-    try:
-        return normalize_split(mode)
-    except ValueError as error:
-        raise MalformedSourceError(path, str(error), "mode") from error
+        outside = [video for video in dict.fromkeys(videos) if video not in folds]
+        if outside:
+            raise MalformedSourceError(
+                path, f"{len(outside)} videos are in no standard fold ({outside[:5]}); pass folds that cover every video"
+            )
+        return [folds[video] for video in videos]
+    splits = []
+    for index, mode in zip(frame.index, modes):
+        try:
+            splits.append(normalize_split(mode))
+        except ValueError as error:
+            raise MalformedSourceError(path, f"file line {int(index) + 2}: {error}", "mode") from error
+    return splits
+
+
+def _transcript_keys(frame: pd.DataFrame, path: str) -> tuple[pd.Series, pd.Series]:
+    """Return (key, video) per line: ``id`` (video = text before the last ``_``) or ``video_id`` + ``clip_id``."""
+    if "id" in frame.columns:
+        check_complete(frame, "id", path)
+        keys = frame["id"].astype(str).str.strip()
+        return keys, keys.str.rsplit("_", n=1).str[0]
+    _require_columns(frame, ("video_id", "clip_id"), path)
+    check_complete(frame, "video_id", path)
+    check_complete(frame, "clip_id", path)
+    videos = frame["video_id"].astype(str).str.strip()
+    return videos + "_" + frame["clip_id"].astype(str).str.strip(), videos
 
 
 def read_transcript_csv(path: PathLike, dataset: str, folds: Optional[Folds] = None) -> list[dict[str, Any]]:
-    """Read a MOSI/MOSEI transcript CSV (``id`` or ``video_id``+``clip_id``, ``text``, ``label``, ``mode``) into rows."""
+    """Read a MOSI/MOSEI transcript CSV (``id`` or ``video_id``+``clip_id``, ``text``, ``label``, ``mode``) into rows.
+
+    Every line is checked: keys unique, text present, score a finite number in [-3, 3], ``mode`` a
+    known split (or, with ``folds``, the video in a fold); an error names the file, column and lines.
+    """
     path = require_file(path, "transcript CSV")
-    frame = pd.read_csv(path, dtype={"id": str, "video_id": str, "clip_id": str}, keep_default_na=False, na_values=[""])
-    if "id" in frame.columns:
-        keys = frame["id"]
-        videos = keys.str.rsplit("_", n=1).str[0]
-    else:
-        _require_columns(frame, ("video_id", "clip_id"), path)
-        _check_complete(frame, "video_id", path)
-        _check_complete(frame, "clip_id", path)
-        keys = frame["video_id"] + "_" + frame["clip_id"]
-        videos = frame["video_id"]
-    _require_columns(frame, ("text", "label") + (() if folds is not None else ("mode",)), path)
-    for column in ("text", "label") + (() if folds is not None else ("mode",)):
-        _check_complete(frame, column, path)
-    try:
-        scores = pd.to_numeric(frame["label"], errors="raise")
-    except (TypeError, ValueError) as error:
-        raise MalformedSourceError(path, f"non-numeric score ({error})", "label") from error
-    modes = frame["mode"] if "mode" in frame.columns else [None] * len(frame)
-    rows, outside = [], 0
-    for key, video, text, score, mode in zip(keys, videos, frame["text"], scores, modes):
-        split = _split_of(video, mode, folds, path)
-        if split is None:
-            outside += 1
-            continue
-        score = float(score)
-        rows.append(
-            make_row(dataset=dataset, split=split, key=key, text=str(text), score=score, polarity=polarity_of_score(score))
+    frame = read_source_csv(path, "transcript CSV", dtype=str, keep_default_na=False, na_values=[""])
+    keys, videos = _transcript_keys(frame, path)
+    required = ("text", "label") + (() if folds is not None else ("mode",))
+    _require_columns(frame, required, path)
+    for column in required:
+        check_complete(frame, column, path)
+    check_unique(frame, keys, path, "id" if "id" in frame.columns else "clip_id")
+    scores = numeric_column(frame, "label", path)
+    _check_scores(frame, scores, keys, path, "label")
+    splits = _splits_of(videos, frame["mode"] if folds is None else None, folds, frame, path)
+    return [
+        make_row(
+            dataset=dataset,
+            split=split,
+            key=key,
+            clip=video,
+            text=str(text),
+            score=float(score),
+            polarity=polarity_of_score(float(score)),
         )
-    if outside:
-        logger.warning("%s: %d rows belong to videos in no standard fold and were left out", path, outside)
-    return rows
+        for key, video, text, score, split in zip(keys, videos, frame["text"], scores, splits)
+    ]
 
 
 def read_opinion_segment_csv(path: PathLike, folds: Folds, dataset: str = "mosi") -> list[dict[str, Any]]:
     """Read the official CMU-MOSI ``OpinionLevelSentiment.csv`` (start, end, video, segment, sentiment).
 
     The file has no transcripts, so ``text`` is null; attach them with :func:`attach_transcripts`.
-    Keys are ``<video>_<segment>`` like the transcript CSVs.
+    Keys are ``<video>_<segment>`` like the transcript CSVs. Every line is checked (numbers, integer
+    segment numbers, unique segments, scores finite in [-3, 3], the video in a fold).
     """
     path = require_file(path, "segment-label CSV")
-    frame = pd.read_csv(path, header=None, dtype={2: str})
+    frame = read_source_csv(path, "segment-label CSV", header=None, dtype=str, keep_default_na=False, na_values=[""])
     if frame.shape[1] != 5:
         raise MalformedSourceError(path, f"expected 5 columns (start, end, video, segment, sentiment), got {frame.shape[1]}")
     frame.columns = ["start", "end", "video", "segment", "sentiment"]
     for column in frame.columns:
-        _check_complete(frame, column, path)
-    rows, outside = [], 0
-    for video, segment, score in zip(frame["video"], frame["segment"], frame["sentiment"]):
-        split = folds.get(video)
-        if split is None:
-            outside += 1
-            continue
-        score = float(score)
-        rows.append(make_row(dataset=dataset, split=split, key=f"{video}_{int(segment)}", score=score, polarity=polarity_of_score(score)))
-    if outside:
-        logger.warning("%s: %d segments belong to videos in no standard fold and were left out", path, outside)
-    return rows
+        check_complete(frame, column, path)
+    numbers = {column: numeric_column(frame, column, path) for column in ("start", "end", "segment", "sentiment")}
+    fractional = numbers["segment"] != numbers["segment"].round()
+    if fractional.any():
+        raise MalformedSourceError(path, f"segment numbers must be integers: file lines {file_lines(frame.index[fractional])}", "segment")
+    backwards = ~(numbers["start"] <= numbers["end"])
+    if backwards.any():
+        raise MalformedSourceError(path, f"start after end (or not finite): file lines {file_lines(frame.index[backwards])}", "start")
+    videos = frame["video"].str.strip()
+    keys = videos + "_" + numbers["segment"].astype(int).astype(str)
+    check_unique(frame, keys, path, "segment")
+    _check_scores(frame, numbers["sentiment"], keys, path, "sentiment")
+    splits = _splits_of(videos, None, folds, frame, path)
+    return [
+        make_row(dataset=dataset, split=split, key=key, clip=video, score=float(score), polarity=polarity_of_score(float(score)))
+        for key, video, score, split in zip(keys, videos, numbers["sentiment"], splits)
+    ]
 
 
 def read_transcripts(path: PathLike) -> dict[str, str]:
-    """Read key -> transcript from any transcript CSV :func:`read_transcript_csv` accepts (splits ignored)."""
+    """Read key -> transcript from any transcript CSV :func:`read_transcript_csv` accepts (splits ignored).
+
+    Keys must be unique and every transcript non-empty.
+    """
     path = require_file(path, "transcript CSV")
-    frame = pd.read_csv(path, dtype={"id": str, "video_id": str, "clip_id": str}, keep_default_na=False, na_values=[""])
-    if "id" in frame.columns:
-        keys = frame["id"]
-    else:
-        _require_columns(frame, ("video_id", "clip_id"), path)
-        keys = frame["video_id"] + "_" + frame["clip_id"]
+    frame = read_source_csv(path, "transcript CSV", dtype=str, keep_default_na=False, na_values=[""])
+    keys, _ = _transcript_keys(frame, path)
     _require_columns(frame, ("text",), path)
-    _check_complete(frame, "text", path)
+    check_complete(frame, "text", path)
+    check_unique(frame, keys, path, "id" if "id" in frame.columns else "clip_id")
     return dict(zip(keys, frame["text"].astype(str)))
 
 

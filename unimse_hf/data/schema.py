@@ -13,6 +13,9 @@ column                  type                                    meaning
                                                                 ``dia0_utt3``, ``Ses01F_impro01_F000``)
 ``dataset``             string                                  ``mosi``, ``mosei``, ``meld`` or ``iemocap``
 ``split``               string                                  ``train``, ``validation`` or ``test``
+``clip``                string                                  the video (MOSI, MOSEI) or dialogue (MELD,
+                                                                IEMOCAP) the utterance was cut from; the
+                                                                splits are disjoint by clip (checked)
 ``text``                string or null                          the utterance transcript (null only for
                                                                 label-only sources such as a labels ``.csd``)
 ``context``             string or null                          ERC only: the ±2 utterance window with the
@@ -78,6 +81,7 @@ COLUMNS: tuple[str, ...] = (
     "id",
     "dataset",
     "split",
+    "clip",
     "text",
     "context",
     "speaker",
@@ -104,6 +108,7 @@ def unimse_features():
             "id": Value("string"),
             "dataset": Value("string"),
             "split": Value("string"),
+            "clip": Value("string"),
             "text": Value("string"),
             "context": Value("string"),
             "speaker": Value("string"),
@@ -149,6 +154,7 @@ def make_row(
     split: str,
     key: str,
     polarity: str,
+    clip: Optional[str] = None,
     text: Optional[str] = None,
     context: Optional[str] = None,
     speaker: Optional[str] = None,
@@ -161,7 +167,10 @@ def make_row(
 ) -> dict[str, Any]:
     """Build one schema row (a dict) with the id qualified by dataset and split.
 
-    Slots the source does not know stay ``None``; ``slot_sources`` and ``target`` are left ``None``.
+    ``clip`` is the video or dialogue the utterance belongs to; ``None`` makes the utterance its own
+    clip (a source without grouping). Slots the source does not know stay ``None``; ``slot_sources``
+    and ``target`` are left ``None``. Values are checked when rows become a dataset
+    (:func:`rows_to_dataset`), not here.
     """
     if dataset not in DATASET_NAMES:
         raise ValueError(f"`dataset` must be one of {DATASET_NAMES}, got {dataset!r}")
@@ -171,6 +180,7 @@ def make_row(
         "id": make_id(dataset, split, key),
         "dataset": dataset,
         "split": split,
+        "clip": key if clip is None else clip,
         "text": text,
         "context": context,
         "speaker": speaker,
@@ -189,22 +199,26 @@ def make_row(
 _ROWS_PER_CHUNK = 2048
 
 
-def rows_to_dataset(rows: Iterable[Mapping[str, Any]]):
+def rows_to_dataset(rows: Iterable[Mapping[str, Any]], source: Optional[str] = None):
     """Turn schema rows into a ``datasets.Dataset`` with :func:`unimse_features`.
 
-    Frame matrices go to Arrow straight from NumPy (no per-float Python objects), so corpora with
-    features stay within memory. Raises ``ValueError`` if two rows share an id.
+    The rows are checked first (:func:`unimse_hf.data.validation.check_rows`: unique ids, valid
+    values, finite frames of one width, splits disjoint by clip); an error names ``source`` and the
+    row id. Frame matrices go to Arrow straight from NumPy (no per-float Python objects), so corpora
+    with features stay within memory.
     """
+    from .validation import check_rows
+
+    rows = list(rows)
+    check_rows(rows, source)
+    return _build_dataset(rows)
+
+
+def _build_dataset(rows: list[Mapping[str, Any]]):
     import pyarrow as pa
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
-    rows = list(rows)
-    ids = [row["id"] for row in rows]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        duplicate = next(i for i in ids if i in seen or seen.add(i))
-        raise ValueError(f"duplicate row id {duplicate!r}")
     schema = unimse_features().arrow_schema
     tables = []
     for start in range(0, max(len(rows), 1), _ROWS_PER_CHUNK):  # chunks keep Arrow's int32 offsets in range
@@ -236,11 +250,19 @@ def _frames_to_arrow(column: Sequence[Optional[Any]]):
     return pa.ListArray.from_arrays(pa.array(row_offsets, pa.int32()), frames, mask=mask)
 
 
-def rows_to_dataset_dict(rows: Iterable[Mapping[str, Any]]):
-    """Group schema rows by their ``split`` into a ``datasets.DatasetDict`` (splits in schema order)."""
+def rows_to_dataset_dict(rows: Iterable[Mapping[str, Any]], source: Optional[str] = None):
+    """Group schema rows by their ``split`` into a ``datasets.DatasetDict`` (splits in schema order).
+
+    All rows are checked together first (see :func:`rows_to_dataset`), so a clip in two splits or an
+    id repeated across splits is an error naming ``source``.
+    """
     from datasets import DatasetDict
 
+    from .validation import check_rows
+
+    rows = list(rows)
+    check_rows(rows, source)
     by_split: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         by_split.setdefault(row["split"], []).append(row)
-    return DatasetDict({split: rows_to_dataset(by_split[split]) for split in SPLITS if split in by_split})
+    return DatasetDict({split: _build_dataset(by_split[split]) for split in SPLITS if split in by_split})

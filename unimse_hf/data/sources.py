@@ -30,6 +30,7 @@ from typing import Any, Literal, Optional, Sequence
 
 from .context import TokenCounter
 from .csd import read_csd_segments
+from .csv_source import CSV_ENCODING
 from .errors import MalformedSourceError
 from .features import join_frames
 from .iemocap import read_iemocap
@@ -38,6 +39,7 @@ from .msa_csv import attach_transcripts, read_opinion_segment_csv, read_standard
 from .msa_pickle import read_mmsa_pickle, read_msa_feature_pickle
 from .pickles import PICKLE_SUFFIXES
 from .schema import DATASET_NAMES, MSA_DATASETS, rows_to_dataset_dict
+from .validation import rows_without_text
 
 SourceKind = Literal["meld_csv_folder", "transcript_csv", "segment_csv", "iemocap_csv", "csd", "pickle"]
 
@@ -59,8 +61,11 @@ def detect_source_kind(path: str) -> SourceKind:
     if lower.endswith(PICKLE_SUFFIXES):
         return "pickle"
     if lower.endswith((".csv", ".tsv")):
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
+        try:
+            with open(path, newline="", encoding=CSV_ENCODING) as handle:
+                header = next(csv.reader(handle), [])
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise MalformedSourceError(path, f"not a readable UTF-8 CSV ({error})") from error
         columns = {c.strip() for c in header}
         if "vid_cid" in columns:
             return "iemocap_csv"
@@ -102,8 +107,13 @@ def load_corpus(
     iemocap_context: Literal["speaker", "dialogue"] = "speaker",
     count_tokens: Optional[TokenCounter] = None,
     max_context_tokens: Optional[int] = None,
+    require_text: bool = True,
+    zero_infinite_features: bool = False,
 ) -> Any:
     """Convert one corpus from ``source`` into a ``datasets.DatasetDict`` in the row schema.
+
+    The rows are checked before they are returned (:mod:`.validation`: valid values, unique ids,
+    splits disjoint by clip); every error names the file and the row or line.
 
     Args:
         dataset: ``mosi``, ``mosei``, ``meld`` or ``iemocap``.
@@ -116,9 +126,17 @@ def load_corpus(
         window: ERC context turns before and after the target.
         iemocap_context: ``speaker`` (official) or ``dialogue``.
         count_tokens, max_context_tokens: optional token budget for ERC context windows.
+        require_text: refuse rows without a transcript (the model reads text, so a training set
+            needs it); ``False`` keeps them with null ``text``, e.g. to inspect a label-only source.
+        zero_infinite_features: replace +-inf in MMSA/official MSA feature pickles by 0, as MMSA's
+            loader does (otherwise non-finite features are an error).
     """
     if dataset not in DATASET_NAMES:
         raise ValueError(f"`dataset` must be one of {DATASET_NAMES}, got {dataset!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(f"`window` must be an integer >= 0, got {window!r}")
+    if iemocap_context not in ("speaker", "dialogue"):
+        raise ValueError(f"`iemocap_context` must be 'speaker' or 'dialogue', got {iemocap_context!r}")
     kind = detect_source_kind(source)
     plain, named = _split_features(features)
     if named and kind != "csd":
@@ -136,6 +154,10 @@ def load_corpus(
         raise ValueError(f"a {kind} source holds {'/'.join(allowed)}, not {dataset}{hint}")
     if len(plain) > 1:
         raise ValueError(f"expected at most one feature pickle, got {plain}")
+    if transcripts and kind not in ("segment_csv", "csd"):
+        raise ValueError(f"`transcripts` completes label-only sources (segment CSV, .csd); a {kind} source has its own transcripts")
+    if folds and kind in ("meld_csv_folder", "iemocap_csv", "pickle"):
+        raise ValueError(f"`folds` apply to MOSI/MOSEI CSV and .csd sources; a {kind} source has its own splits")
     feature_pickle = plain[0] if plain else None
     context_options = dict(window=window, count_tokens=count_tokens, max_context_tokens=max_context_tokens)
 
@@ -163,9 +185,18 @@ def load_corpus(
                 visual_path=named.get("visual"),
             )
         else:
-            rows = read_mmsa_pickle(source, dataset, trust_pickle)
+            rows = read_mmsa_pickle(source, dataset, trust_pickle, zero_infinite_features)
         if transcripts and words is None:
             attach_transcripts(rows, read_transcripts(transcripts))
         if feature_pickle:
-            join_frames(rows, read_msa_feature_pickle(feature_pickle, trust_pickle), feature_pickle)
-    return rows_to_dataset_dict(rows)
+            join_frames(rows, read_msa_feature_pickle(feature_pickle, trust_pickle, zero_infinite_features), feature_pickle)
+    missing = rows_without_text(rows)
+    if require_text and missing:
+        hint = "pass transcripts (--transcripts)" if not transcripts else f"{transcripts} has no transcript for them"
+        raise MalformedSourceError(
+            source,
+            f"{len(missing)} of {len(rows)} rows have no transcript (first: {missing[:5]}); {hint}. A training set needs "
+            "text: drop these rows explicitly (--drop_rows_without_text) or keep them with require_text=False",
+            "text",
+        )
+    return rows_to_dataset_dict(rows, source)
