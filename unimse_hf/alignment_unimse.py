@@ -4,8 +4,8 @@
 The processor maps every token to the transcript word it starts in (:func:`token_word_ids`);
 :class:`WordLayout` reads and checks the word timestamps of a batch once (count against the words,
 format, finiteness, order) and lays the words of all samples out side by side; :func:`align_to_tokens`
-gives each token the mean of its word's frames for one modality, for the whole batch in one sparse
-product. This module is uploaded with checkpoints: it imports only torch, numpy and the standard library.
+gives each token the mean of its word's frames for one modality, for the whole batch at once (each
+frame read once, by one `index_add_` per clip, without concatenating the clips). This module is uploaded with checkpoints: it imports only torch, numpy and the standard library.
 
 Word timestamps, per sample, are one entry per whitespace-separated word, each either a
 ``(start, end)`` pair of seconds from the clip start or a mapping with ``"start"`` and ``"end"`` keys
@@ -19,7 +19,6 @@ error naming the sample and the word.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Mapping
 from typing import Any, Optional, Sequence
 
@@ -31,8 +30,6 @@ CLIP_END_TOLERANCE_SECONDS = 0.25
 
 _WORD = re.compile(r"\S+")
 
-# Sparse CSR tensors are the fastest segment sum on CPU here; torch flags their support as beta once per process.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
 
 def sample_error(error_type: type, index: int, message: str) -> Exception:
@@ -256,41 +253,49 @@ def frame_ranges_of_spans(spans: np.ndarray, frame_counts: np.ndarray) -> tuple[
     return np.where(empty, nearest, low), np.where(empty, nearest + 1, high)
 
 
-def range_sums(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, bool]:
+def range_sums(clips: Sequence[np.ndarray], low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, bool]:
     """Sums of `frames[low[i]:high[i]]` for every i, and whether every frame (inside a range or not) is finite.
 
-    One sparse (ranges x frames) CSR matrix times the frames: each frame is read once, with no per-range
-    Python work. Sorted, disjoint ranges (the usual word spans) make the rows the alternating gaps and
-    ranges of the frame axis, so the column indices are simply `0..frames-1`; overlapping ranges list
-    their frames explicitly and add a row of the frames that no range covers (for the finiteness check).
-    A sum can only overflow to infinity when the frames hold values near float32's limit, so a False
-    flag asks the caller to check the frames themselves.
+    `clips` are C-contiguous, writable float32 `(frames, dim)` arrays read as one frame axis (`frames` is
+    their concatenation, never built for the usual sorted, disjoint ranges). For those (word spans), the
+    frame axis splits into alternating gaps and ranges, and one `index_add_` per clip adds every frame to
+    its segment: each frame is read once and nothing is copied. Overlapping ranges gather their frames and
+    add a row of the frames no range covers (for the finiteness check). A sum can only overflow to
+    infinity when frames hold values near float32's limit, so a False flag asks the caller to check the
+    frames themselves.
     """
-    count = frames.shape[0]
-    sizes = high - low
+    counts = [clip.shape[0] for clip in clips]
+    count = sum(counts)
+    dim = clips[0].shape[1] if clips else 0
     if len(low) == 0 or np.all(low[1:] >= high[:-1]):
-        crow = np.empty(2 * len(low) + 2, dtype=np.int64)
-        crow[0], crow[-1] = 0, count
-        crow[1:-1:2], crow[2:-1:2] = low, high
-        columns = torch.arange(count)
-        rows = slice(1, None, 2)
-    else:
-        starts = np.cumsum(sizes) - sizes
-        inside = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts - low, sizes)
-        coverage = np.cumsum(np.bincount(low, minlength=count + 1) - np.bincount(high, minlength=count + 1))[:count]
-        columns = torch.from_numpy(np.concatenate([inside, np.flatnonzero(coverage == 0)]))
-        crow = np.concatenate([[0], np.cumsum(sizes), [len(columns)]])
-        rows = slice(0, len(low))
-    matrix = torch.sparse_csr_tensor(torch.from_numpy(crow), columns,
-                                     torch.ones(len(columns), dtype=torch.float32), size=(len(crow) - 1, count),
-                                     check_invariants=False)
-    sums = (matrix @ torch.from_numpy(frames)).numpy()
-    return sums[rows], bool(np.isfinite(sums).all())
+        bounds = np.empty(2 * len(low) + 2, dtype=np.int64)
+        bounds[0], bounds[-1] = 0, count
+        bounds[1:-1:2], bounds[2:-1:2] = low, high
+        segment = torch.from_numpy(np.repeat(np.arange(len(bounds) - 1), np.diff(bounds)))
+        sums = torch.zeros((len(bounds) - 1, dim), dtype=torch.float32)
+        start = 0
+        for clip, frames in zip(clips, counts):
+            if frames:
+                sums.index_add_(0, segment[start:start + frames], torch.from_numpy(clip))
+                start += frames
+        sums = sums.numpy()
+        return sums[1::2], bool(np.isfinite(sums).all())
+    sizes = high - low
+    starts = np.cumsum(sizes) - sizes
+    inside = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts - low, sizes)
+    coverage = np.cumsum(np.bincount(low, minlength=count + 1) - np.bincount(high, minlength=count + 1))[:count]
+    outside = np.flatnonzero(coverage == 0)
+    frames = torch.from_numpy(np.concatenate(clips) if len(clips) > 1 else clips[0])
+    segment = np.concatenate([np.repeat(np.arange(len(low)), sizes), np.full(len(outside), len(low))])
+    sums = torch.zeros((len(low) + 1, dim), dtype=torch.float32)
+    sums.index_add_(0, torch.from_numpy(segment), frames[torch.from_numpy(np.concatenate([inside, outside]))])
+    sums = sums.numpy()
+    return sums[:-1], bool(np.isfinite(sums).all())
 
 
 def segment_means(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Means of `frames[low[i]:high[i]]` for every i (each range non-empty)."""
-    sums, _ = range_sums(frames, low, high)
+    sums, _ = range_sums([np.ascontiguousarray(frames, dtype=np.float32)], low, high)
     return sums / (high - low)[:, None].astype(np.float32)
 
 
@@ -325,13 +330,12 @@ def align_to_tokens(samples: Sequence[Optional[np.ndarray]], layout: WordLayout,
             f"{layout.describe_word(word)} ends at {layout.spans[word, 1]:g} s, past the end of the {modality} clip "
             f"({counts[sample] / rate:g} s = {counts[sample]} frames at {rate:g} Hz); timestamps must be seconds "
             "from the clip start"))
-    present = [frames for frames in samples if frames is not None and frames.shape[0]]
-    all_frames = np.concatenate(present) if len(present) > 1 else present[0] if present else np.zeros((0, dim), np.float32)
+    # torch.from_numpy needs C-contiguous, writable arrays; copy the (rare) others.
+    present = [frames if frames.flags.c_contiguous and frames.flags.writeable else np.array(frames, order="C")
+               for frames in samples if frames is not None and frames.shape[0]]
     low, high = frame_ranges_of_spans(spans[usable], word_frames[usable])
     offsets = (np.cumsum(counts) - counts)[layout.word_sample[usable]]
-    if not (all_frames.flags.c_contiguous and all_frames.flags.writeable):  # torch.from_numpy needs both
-        all_frames = np.array(all_frames, order="C")
-    sums, finite = range_sums(all_frames, low + offsets, high + offsets)
+    sums, finite = range_sums(present, low + offsets, high + offsets) if present else (np.zeros((0, dim), np.float32), True)
     table = np.full((len(usable) + 1, dim), padding_value, dtype=np.float32)
     table[np.flatnonzero(usable)] = sums / (high - low)[:, None].astype(np.float32)
     word_of_token = np.where(layout.token_words >= 0, layout.token_words, len(usable))
