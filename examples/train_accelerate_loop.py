@@ -35,12 +35,8 @@ import train_unimse  # noqa: E402
 
 from unimse_hf.checkpoint import save_checkpoint  # noqa: E402
 from unimse_hf.data_collator import UniMSEDataCollator  # noqa: E402
-from unimse_hf.trainer_unimse import unimse_parameter_groups  # noqa: E402
+from unimse_hf.trainer_unimse import LOSS_PARTS, unimse_parameter_groups  # noqa: E402
 from unimse_hf.training_guards import NonFiniteTrainingError, check_learning_rate  # noqa: E402
-
-PARTS = {"lm_loss": "lm_loss", "cl_ta": "contrastive_loss_ta", "cl_tv": "contrastive_loss_tv",
-         "cl_label": "contrastive_loss_label"}
-"""Logged name -> model output field (the names `UniMSETrainer` logs)."""
 
 
 def parse_arguments(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -73,10 +69,10 @@ def parse_arguments(argv: Optional[list[str]]) -> argparse.Namespace:
 
 
 def loss_parts(outputs: Any, share: float = 1.0) -> dict[str, torch.Tensor]:
-    """The loss parts of one micro-batch's model output, each scaled by `share` (`lm_loss` as given: the model
-    already divided it by `num_items_in_batch`)."""
+    """The loss parts of one micro-batch's model output under the names `UniMSETrainer` logs, each contrastive
+    part scaled by `share` (`lm_loss` as given: the model already divided it by `num_items_in_batch`)."""
     parts = {}
-    for name, output_field in PARTS.items():
+    for name, output_field in LOSS_PARTS.items():
         value = getattr(outputs, output_field, None)
         if value is not None:
             parts[name] = value.detach() * (1.0 if name == "lm_loss" else share)
