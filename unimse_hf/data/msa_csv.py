@@ -157,6 +157,7 @@ def read_opinion_segment_csv(path: PathLike, folds: Folds, dataset: str = "mosi"
     if frame.shape[1] != 5:
         raise MalformedSourceError(path, f"expected 5 columns (start, end, video, segment, sentiment), got {frame.shape[1]}")
     frame.columns = ["start", "end", "video", "segment", "sentiment"]
+    frame.index = frame.index - 1  # no header line: index + 2 is still the file line in the error messages
     for column in frame.columns:
         check_complete(frame, column, path)
     numbers = {column: numeric_column(frame, column, path) for column in ("start", "end", "segment", "sentiment")}

@@ -66,6 +66,10 @@ def check_row_values(row: Mapping[str, Any], source: str) -> None:
         raise MalformedSourceError(source, f"{where}: dataset {row.get('dataset')!r} is not one of {DATASET_NAMES}", "dataset")
     if row.get("split") not in SPLITS:
         raise MalformedSourceError(source, f"{where}: split {row.get('split')!r} is not one of {SPLITS}", "split")
+    if not row_id.startswith(f"{row['dataset']}/{row['split']}/"):
+        raise MalformedSourceError(
+            source, f"{where}: the id does not start with its dataset and split ({row['dataset']}/{row['split']}/)", "id"
+        )
     if not isinstance(row.get("clip"), str) or not row["clip"]:
         raise MalformedSourceError(source, f"{where}: clip must be a non-empty string, got {row.get('clip')!r}", "clip")
     for column in ("text", "context"):
