@@ -340,7 +340,24 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
                               processor, output.predictions)
     if training_args.do_train:
         trainer.create_model_card(metrics=card_metrics)
+    if training_args.do_predict and trainer.is_world_process_zero():
+        write_report(training_args.output_dir, output.metrics, trainer.state.log_history)
     return trainer
+
+
+def write_report(output_dir: str, metrics: dict[str, float], log_history: list[dict[str, Any]]) -> None:
+    """evaluation_report.md + figures from the test predictions, linked from the model card when there is one."""
+    try:
+        from unimse_hf.evaluation_report import link_report_from_model_card, write_evaluation_report
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.warning("matplotlib is not installed: no evaluation_report.md (pip install 'unimse-hf[report]')")
+        return
+    with open(os.path.join(output_dir, "test_predictions.jsonl"), encoding="utf-8") as handle:
+        predictions = [json.loads(line) for line in handle]
+    report = write_evaluation_report(output_dir, metrics, predictions, log_history=log_history)
+    if os.path.isfile(os.path.join(output_dir, "README.md")):
+        link_report_from_model_card(output_dir, report)
 
 
 def write_predictions(path: str, rows: datasets.Dataset, processor: UniMSEProcessor, predictions: np.ndarray) -> None:
