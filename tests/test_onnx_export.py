@@ -71,6 +71,15 @@ def test_onnx_matches_pytorch_text_only(predictor, model):
     assert_matches_pytorch(predictor, model, inputs)
 
 
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_onnx_matches_pytorch_at_batch_sizes_other_than_the_traced_one(predictor, model, batch_size):
+    rng = np.random.default_rng(batch_size)
+    texts = [TEXTS[i % len(TEXTS)] + f" take {i}" for i in range(batch_size)]
+    lengths = [int(n) for n in rng.integers(1, 12, size=batch_size)]
+    inputs = tiny_processor()(texts, acoustic=random_frames(rng, lengths, 8), visual=random_frames(rng, lengths[::-1], 6))
+    assert_matches_pytorch(predictor, model, inputs)
+
+
 def test_onnx_matches_pytorch_with_token_aligned_inputs(predictor, model):
     rng = np.random.default_rng(1)
     inputs = tiny_processor()(TEXTS, acoustic=random_frames(rng, [30, 4, 18], 8), visual=random_frames(rng, [9, 2, 6], 6),
