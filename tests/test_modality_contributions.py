@@ -57,17 +57,21 @@ def test_emotion_scores_are_returned_only_when_asked_for(pipe):
 
 def test_the_inputs_without_each_modality_run_in_one_generate_and_one_scoring_pass(pipe, monkeypatch):
     generate_rows, encode_calls, scoring_rows = [], [], []
+    generating = []
     generate, encode, forward = pipe.model.generate, pipe.model.encode, pipe.model.forward
 
     def generate_spy(*args, **kwargs):
         generate_rows.append(kwargs["input_ids"].shape[0])
-        return generate(*args, **kwargs)
+        generating.append(True)
+        try:
+            return generate(*args, **kwargs)
+        finally:
+            generating.pop()
 
     @functools.wraps(forward)
     def forward_spy(*args, **kwargs):
-        decoder_input_ids = kwargs.get("decoder_input_ids")
-        if decoder_input_ids is not None and decoder_input_ids.shape[1] > 1:  # teacher-forced candidates
-            scoring_rows.append(decoder_input_ids.shape[0])
+        if not generating:  # a scoring pass, not a decoding step
+            scoring_rows.append(kwargs["decoder_input_ids"].shape[0])
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(pipe.model, "generate", generate_spy)
@@ -76,5 +80,6 @@ def test_the_inputs_without_each_modality_run_in_one_generate_and_one_scoring_pa
     results = pipe([BOTH, ACOUSTIC_ONLY, TEXT_ONLY], batch_size=3, return_modality_contributions=True)
     extra_rows = 3  # BOTH without acoustic, BOTH without visual, ACOUSTIC_ONLY without acoustic
     assert generate_rows == [3 + extra_rows] and encode_calls == [1]
-    assert len(scoring_rows) == 1 and scoring_rows[0] % 7 == 0 and scoring_rows[0] <= 7 * (3 + extra_rows)
+    # one pass over the tokens the candidates share (one row per parsed label), one over all 7 candidates of each
+    assert len(scoring_rows) == 2 and scoring_rows[1] == 7 * scoring_rows[0] and scoring_rows[0] <= 3 + extra_rows
     assert [list(r["modality_contributions"]) for r in results] == [["acoustic", "visual"], ["acoustic"], []]

@@ -82,8 +82,8 @@ class UniMSEPipeline(Pipeline):
     label the grammar allows), `num_beams` (default 1), `structured` (constrain decoding to the label
     grammar, default True; decoding goes through `processor.generation_kwargs`),
     `return_emotion_scores` (adds the probability of each MELD emotion given the generated polarity and
-    score, scored for all seven candidates in one batched decoder pass over the encoder outputs of the
-    generation), `return_modality_contributions` (for each modality an input has, the prediction without
+    score, scored for all seven candidates of all inputs in one batched decoder pass over the encoder
+    outputs of the generation, after one pass over the tokens the candidates share), `return_modality_contributions` (for each modality an input has, the prediction without
     it and the difference, see below), `max_clip_seconds` (refuse longer audio/video before decoding it).
 
     Modality contributions: for every given modality m, `modality_contributions[m]` holds `without`
@@ -266,21 +266,38 @@ class UniMSEPipeline(Pipeline):
     def _emotion_probabilities(self, encoder_outputs: Any, attention_mask: torch.Tensor,
                                sequences: torch.Tensor) -> torch.Tensor:
         """(rows, 7) probabilities of each MELD emotion given each row's generated polarity and score (NaN
-        where they did not parse): all candidates of all rows in one decoder pass over `encoder_outputs`."""
+        where they did not parse), from the encoder outputs of the generation.
+
+        The seven candidates of a row share their first tokens, whose log-probabilities are equal and cancel
+        in the softmax over candidates: the decoder runs once per row on the tokens every row's candidates
+        share, and once on all candidates of all rows for the rest, from that pass's cache.
+        """
         probabilities = torch.full((sequences.shape[0], len(MELD_EMOTIONS)), float("nan"))
         prefixes = [_emotion_prefix(parsed) for parsed in self.processor.post_process_generation(sequences)]
         rows = [row for row, prefix in enumerate(prefixes) if prefix is not None]
         if not rows:
             return probabilities
+        count = len(MELD_EMOTIONS)
         candidates = [f"{prefixes[row]}{emotion}" for row in rows for emotion in MELD_EMOTIONS]
         labels = self.processor.tokenizer(candidates, return_tensors="pt", padding=True)
         label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100).to(sequences.device)
-        index = torch.tensor(rows, device=sequences.device).repeat_interleave(len(MELD_EMOTIONS))
+        decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(label_ids)
+        by_row = label_ids.view(len(rows), count, -1)
+        shared = int((by_row == by_row[:, :1]).all(dim=1).long().cumprod(dim=1).sum(dim=1).min())
+        index = torch.tensor(rows, device=sequences.device)
+        cache = None
+        if shared > 0:
+            cache = self.model(encoder_outputs=_select_rows(encoder_outputs, index), attention_mask=attention_mask[index],
+                               decoder_input_ids=decoder_input_ids[::count, :shared], use_cache=True).cache
+            cache.batch_repeat_interleave(count)
+        index = index.repeat_interleave(count)
         logits = self.model(encoder_outputs=_select_rows(encoder_outputs, index), attention_mask=attention_mask[index],
-                            decoder_input_ids=self.model.prepare_decoder_input_ids_from_labels(label_ids)).logits
+                            decoder_input_ids=decoder_input_ids[:, shared:], past_key_values=cache,
+                            use_cache=cache is not None).logits
+        targets = label_ids[:, shared:]
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        token_log_probs = log_probs.gather(-1, label_ids.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        totals = (token_log_probs * (label_ids != -100)).sum(dim=1).view(len(rows), len(MELD_EMOTIONS))
+        token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        totals = (token_log_probs * (targets != -100)).sum(dim=1).view(len(rows), count)
         probabilities[rows] = torch.softmax(totals, dim=1).cpu()
         return probabilities
 
