@@ -293,16 +293,20 @@ def main() -> int:
     body += ["", "### Where today's vectorised path spends its time", ""]
     body += profile_alignment(extractor, profile_batch, *map_tokens_to_words(profile_batch.texts, len(processor.task_prefix), encoding["offset_mapping"], encoding["special_tokens_mask"]))
     body += ["", "What takes the time and what was tried: the first vectorised path averaged each sample's words "
-             "with a float64 `np.cumsum` along axis 0 (column by column with a casting buffer: about 10x slower per "
-             "element than a contiguous pass) and measured 1.8x against the straightforward loop; `np.add.reduceat` "
-             "segment sums gave 5.6x; aligning the whole batch at once (validation of all timestamps in one go, one "
-             "frame -> word map from `searchsorted`, one `index_add_` per modality, one gather for the tokens) is "
-             "today's code. What is left, per the profile above, is the `index_add_` pass itself (memory-bound, about "
-             "0.3 ms per modality for a batch of 32 clips of about 7 s) and a few dozen small numpy calls per batch "
-             "(building the word layout from Python lists, concatenating the clips, the finiteness check). The "
-             "straightforward loop is cheap on Python 3.11 (well under a microsecond per frame visited), so the "
-             "20x target leaves about 1.5 ms per batch of 32 for two modalities; the corpus-time goal (30 s) is met "
-             "by a wide margin."]
+             "with a float64 `np.cumsum` along axis 0 and measured 1.8x against the straightforward loop; "
+             "`np.add.reduceat` segment sums gave 5.6x; aligning the whole batch at once with a concatenated copy "
+             "of the clips, a `searchsorted` frame -> word map, one `index_add_` per modality and a separate "
+             "finiteness pass gave 13.3x (commit 7fa97f4, on this machine at load 1.1). Today's code "
+             "(`unimse_hf/alignment_unimse.py`) reads every frame once: the frame axis is split into alternating "
+             "gaps and word spans and one `index_add_` per clip adds each frame to its segment, without "
+             "concatenating the clips; the finiteness check is read off those sums (gaps included); the timestamps "
+             "are checked by one combined comparison and diagnosed only when it fails. A sparse CSR product "
+             "(`torch.sparse_csr_tensor(...) @ frames`) for the segment sums measured the same as `index_add_` "
+             "end to end and was dropped (beta API). What is left, per the profile above, is the `index_add_` "
+             "pass itself (memory-bound) and a few dozen small numpy calls per batch and modality (reading the "
+             "timestamps from Python lists, the frame ranges, the token gather). On a loaded machine the "
+             "memory-bound vectorised path slows down more than the Python loop, so the ratio falls with the "
+             "load: compare runs only at similar load averages (stated above)."]
     path = write_result("alignment", "Alignment of frames to tokens (MOSEI-sized corpus)", body,
                         started_at=started, machine=machine)
     print(f"wrote {path}")
