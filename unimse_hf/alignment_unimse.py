@@ -5,7 +5,8 @@ The processor maps every token to the transcript word it starts in (:func:`token
 :class:`WordLayout` reads and checks the word timestamps of a batch once (count against the words,
 format, finiteness, order) and lays the words of all samples out side by side; :func:`align_to_tokens`
 gives each token the mean of its word's frames for one modality, for the whole batch at once (each
-frame read once, by one `index_add_` per clip, without concatenating the clips). This module is uploaded with checkpoints: it imports only torch, numpy and the standard library.
+frame read once, by one `index_add_` per clip, without concatenating the clips). This module is
+uploaded with checkpoints: it imports only torch, numpy and the standard library.
 
 Word timestamps, per sample, are one entry per whitespace-separated word, each either a
 ``(start, end)`` pair of seconds from the clip start or a mapping with ``"start"`` and ``"end"`` keys
