@@ -263,6 +263,28 @@ def _edited_split(tmp: Path) -> Callable[[], object]:
     return lambda: load_joint_dataset({"mosi": folder})
 
 
+def _media_script(tmp: Path, lines, *flags: str) -> Callable[[], object]:
+    """examples/prepare_media_dataset.py on a labels CSV (checked before any clip is processed)."""
+    spec = importlib.util.spec_from_file_location("prepare_media_dataset", os.path.join(REPO, "examples", "prepare_media_dataset.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    labels = transcript_csv(tmp, lines, name="media_labels.csv")
+    argv = ["--media_dir", os.path.join(REPO, "data", "mosi", "raw"), "--labels", labels, "--output_dir", str(tmp / "out"), *flags]
+    return lambda: module.main(argv)
+
+
+def _complete_rows_with(change: Callable[[list[dict]], None]) -> Callable[[], object]:
+    """complete_universal_labels on a hand-built Dataset that skipped the row checks."""
+    from datasets import Dataset
+
+    rows = schema_rows()
+    for row in rows:
+        row.update(meld_emotion=None, iemocap_emotion=None, slot_sources=None, target=None)
+    change(rows)
+    dataset = Dataset.from_list(rows, features=unimse_features())
+    return lambda: complete_universal_labels({"mosi": {"train": dataset}}, None, show_progress=False)
+
+
 def _joint(**folders: str) -> Callable[[], object]:
     return lambda: load_joint_dataset(folders)
 
@@ -389,6 +411,14 @@ CASES = [
          ValueError, r"`transcripts` completes label-only sources .*a transcript_csv source has its own transcripts"),
     Case("folds_for_meld", lambda t: _meld_with_folds(t), ValueError, r"`folds` apply to MOSI/MOSEI .*a meld_csv_folder source has its own splits"),
     Case("label_pool_of_the_same_corpus", lambda t: _same_corpus_pool(t), ValueError, r"--label_pools .*pool holds mosi, the corpus this run prepares"),
+    Case("media_labels_score_inf", lambda t: _media_script(t, replaced(0, 2, "inf")), MalformedSourceError,
+         r"media_labels\.csv \[label\]: scores must be finite .*file lines \[2\] \(vA_1=inf\)"),
+    Case("media_labels_duplicate_id", lambda t: _media_script(t, replaced(2, 0, "vA_1")), MalformedSourceError,
+         r"media_labels\.csv \[id\]: utterance 'vA_1' appears more than once \(file lines \[2, 4\]\)"),
+    Case("media_output_dir_not_empty", lambda t: (prepared_folder(t / "out"), _media_script(t, GOOD_LINES))[1], OutputExistsError,
+         r"`output_dir` .*out is not empty .*pass --overwrite"),
+    Case("completion_with_an_infinite_gold_score", lambda t: _complete_rows_with(lambda rows: rows[1].update(score=float("inf"))),
+         ValueError, r"row 'mosi/train/vtrain1_1': gold score inf is not a valid label value"),
     # ------------------------------------------------------------------ load_joint_dataset on prepared folders
     Case("joint_unknown_corpus", lambda t: (lambda: load_joint_dataset({"cmu-mosi": str(t)})), ValueError, r"`prepared_dirs` has unknown corpora \['cmu-mosi'\]"),
     Case("joint_not_a_mapping", lambda t: (lambda: load_joint_dataset([str(t)])), TypeError, r"`prepared_dirs` must map corpus names to folders, got list"),

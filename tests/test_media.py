@@ -262,7 +262,7 @@ def test_prepare_media_dataset_script_writes_split_parquet_files(
     ]
     monkeypatch.setattr(sys, "argv", ["prepare_media_dataset.py", *arguments])
     module.main()
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["test.parquet"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["README.md", "test.parquet"]
     table = pandas.read_parquet(tmp_path / "out" / "test.parquet")
     assert table["id"].tolist() == ["mosi/test/03bSnISJMiM_1"]
     assert np.stack(table["acoustic"][0]).shape == (334, 25)

@@ -11,7 +11,9 @@ product per slot and polarity (no pairwise loops), and fixes the official data b
 * **Pools are training splits only** (B14): no validation or test utterance is ever a source.
   ``pool="all"`` reproduces the official pooling of every split.
 * **Nothing is dropped** (B17): candidates whose label lies outside the label set (IEMOCAP rows kept
-  with ``keep_other_emotions``) are left out of the pools. ``drop_outside_label_set=True`` keeps them
+  with ``keep_other_emotions``) are left out of the pools (and, being outside the label set, out of
+  the output; the report counts them as ``pool_only``). Any other invalid gold value (a non-finite
+  or out-of-range score, an unknown emotion) is an error naming the row. ``drop_outside_label_set=True`` keeps them
   as candidates and drops the utterances that copy such a label, as the official ``label_filter``.
 * **Neutral utterances** get the v4 defaults (B16): score 0.0, MELD ``neutral``, IEMOCAP ``neutral``.
 * **No candidate** (a corpus absent from the run, a polarity with no candidate, an utterance without
@@ -41,6 +43,7 @@ from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .data.validation import IEMOCAP_OTHER_LABELS
 from .labels import IEMOCAP_EMOTIONS, MELD_EMOTIONS, UniversalLabel, polarity_of_score
 
 SLOTS: tuple[str, ...] = ("score", "meld_emotion", "iemocap_emotion")
@@ -413,11 +416,14 @@ def _assemble(corpora, records, filled, sources, donors, score_decimals, report)
             slot_sources = []
             for i in by_split.get((corpus, split_key), []):
                 record, values = records[i], filled[i]
-                own_valid = all(
-                    _valid_slot_value(slot, values[slot]) for slot in SLOTS if sources[i][slot] == SOURCE_GOLD
-                )
-                if not own_valid:
-                    summary.pool_only += 1
+                invalid = [slot for slot in SLOTS if sources[i][slot] == SOURCE_GOLD and not _valid_slot_value(slot, values[slot])]
+                if invalid:
+                    if invalid != ["iemocap_emotion"] or values["iemocap_emotion"] not in IEMOCAP_OTHER_LABELS:
+                        raise ValueError(
+                            f"row {record.id!r}: gold {invalid[0]} {values[invalid[0]]!r} is not a valid label value "
+                            "(scores must be finite in [-3, 3], emotions in their label set)"
+                        )
+                    summary.pool_only += 1  # an IEMOCAP row kept with keep_other_emotions: a candidate only
                     continue
                 if not all(_valid_slot_value(slot, values[slot]) for slot in SLOTS):
                     summary.dropped += 1

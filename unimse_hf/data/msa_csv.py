@@ -70,7 +70,8 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], path: str) -
             raise MalformedSourceError(path, f"missing column; the file has {list(frame.columns)}", column)
 
 
-def _check_scores(frame: pd.DataFrame, scores: pd.Series, keys: pd.Series, path: str, column: str) -> None:
+def check_score_column(frame: pd.DataFrame, scores: pd.Series, keys: pd.Series, path: str, column: str) -> None:
+    """Raise naming the file lines and keys of scores that are not finite or lie outside ``SCORE_RANGE``."""
     low, high = SCORE_RANGE
     bad = ~np.isfinite(scores.to_numpy()) | (scores < low).to_numpy() | (scores > high).to_numpy()
     if bad.any():
@@ -129,7 +130,7 @@ def read_transcript_csv(path: PathLike, dataset: str, folds: Optional[Folds] = N
         check_complete(frame, column, path)
     check_unique(frame, keys, path, "id" if "id" in frame.columns else "clip_id")
     scores = numeric_column(frame, "label", path)
-    _check_scores(frame, scores, keys, path, "label")
+    check_score_column(frame, scores, keys, path, "label")
     splits = _splits_of(videos, frame["mode"] if folds is None else None, folds, frame, path)
     return [
         make_row(
@@ -170,7 +171,7 @@ def read_opinion_segment_csv(path: PathLike, folds: Folds, dataset: str = "mosi"
     videos = frame["video"].str.strip()
     keys = videos + "_" + numbers["segment"].astype(int).astype(str)
     check_unique(frame, keys, path, "segment")
-    _check_scores(frame, numbers["sentiment"], keys, path, "sentiment")
+    check_score_column(frame, numbers["sentiment"], keys, path, "sentiment")
     splits = _splits_of(videos, None, folds, frame, path)
     return [
         make_row(dataset=dataset, split=split, key=key, clip=video, score=float(score), polarity=polarity_of_score(float(score)))
