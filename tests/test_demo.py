@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration
+from unimse_hf import UniMSEConfig, UniMSEFeatureExtractor, UniMSEForConditionalGeneration, UniMSEProcessor
 from unimse_hf.data_collator import UniMSEDataCollator
 from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments
 from unimse_testing import REPO_ROOT, tiny_processor
@@ -17,13 +17,13 @@ sys.path.insert(0, str(REPO_ROOT / "examples"))
 import demo  # noqa: E402
 
 ROWS = [
-    ("this is wonderful, i love it so much", "positive,2.6,joy,happy"),
-    ("terrible and awful, i hate it", "negative,-2.4,anger,angry"),
+    ("this is wonderful, i love it so much", "positive,2.6,joy,excited"),
+    ("terrible and awful, i hate it", "negative,-2.4,anger,anger"),
     ("the book is on the table", "neutral,0.0,neutral,neutral"),
-    ("so sad, my dog died today", "negative,-1.2,sadness,sad"),
+    ("so sad, my dog died today", "negative,-1.2,sadness,sadness"),
     ("wow what a surprise, amazing", "positive,1.4,surprise,excited"),
     ("disgusting food, it made me sick", "negative,-2.0,disgust,frustrated"),
-    ("great acting and a beautiful story", "positive,2.0,joy,happy"),
+    ("great acting and a beautiful story", "positive,2.0,joy,excited"),
     ("he opened the door and sat down", "neutral,0.0,neutral,neutral"),
 ]
 
@@ -70,7 +70,8 @@ def test_warm_start_matches_inner_pieces_to_wordpiece_continuations(minilm_dir):
 
 
 def test_briefly_trained_model_predicts_different_labels_for_different_inputs(tmp_path, minilm_dir):
-    processor = tiny_processor()
+    processor = UniMSEProcessor(UniMSEFeatureExtractor(acoustic_dim=8, visual_dim=6), tiny_processor().tokenizer,
+                                score_decimals=1)  # the demo's target format
     model = _tiny_model(seed=1)
     demo.warm_start_token_embeddings(model, processor.tokenizer, minilm_dir)
     model.freeze_for_fine_tuning()

@@ -10,14 +10,14 @@ from unimse_hf.evaluation_report import REPORT_FILE, link_report_from_model_card
 from unimse_hf.metrics import compute_unimse_metrics
 
 PREDICTIONS = [
-    {"dataset": "mosi", "target": "positive,2.0,joy,happy", "generated": "positive,1.6,joy,happy"},
-    {"dataset": "mosi", "target": "negative,-1.4,anger,angry", "generated": "negative,-0.8,anger,angry"},
-    {"dataset": "mosi", "target": "positive,0.6,joy,happy", "generated": "negative,-0.2,sadness,sad"},
-    {"dataset": "mosi", "target": "negative,-2.6,disgust,angry", "generated": "not a label"},
+    {"dataset": "mosi", "target": "positive,2.0,joy,excited", "generated": "positive,1.6,joy,excited"},
+    {"dataset": "mosi", "target": "negative,-1.4,anger,anger", "generated": "negative,-0.8,anger,anger"},
+    {"dataset": "mosi", "target": "positive,0.6,joy,excited", "generated": "negative,-0.2,sadness,sadness"},
+    {"dataset": "mosi", "target": "negative,-2.6,disgust,anger", "generated": "not a label"},
     {"dataset": "meld", "target": "neutral,0.0,neutral,neutral", "generated": "neutral,0.0,neutral,neutral"},
-    {"dataset": "meld", "target": "positive,1.0,joy,happy", "generated": "positive,1.2,joy,excited"},
-    {"dataset": "meld", "target": "negative,-1.0,anger,angry", "generated": "negative,-1.0,sadness,sad"},
-    {"dataset": "meld", "target": "negative,-1.0,sadness,sad", "generated": "negative,-1"},
+    {"dataset": "meld", "target": "positive,1.0,joy,excited", "generated": "positive,1.2,joy,excited"},
+    {"dataset": "meld", "target": "negative,-1.0,anger,anger", "generated": "negative,-1.0,sadness,sadness"},
+    {"dataset": "meld", "target": "negative,-1.0,sadness,sadness", "generated": "negative,-1"},
 ]
 LOG_HISTORY = [{"step": 10, "loss": 3.1, "lm_loss": 2.9, "cl_ta": 0.3, "cl_tv": 0.1},
                {"step": 20, "loss": 2.0, "lm_loss": 1.9, "cl_ta": 0.15, "cl_tv": 0.05},
@@ -100,7 +100,7 @@ def test_model_card_links_the_report_and_its_figures(tmp_path):
 @pytest.mark.parametrize("metrics, predictions, argument", [
     ({"test_meld_accuracy": 0.5}, PREDICTIONS[4:], "metrics"),            # weighted F1 missing
     (None, PREDICTIONS, "metrics"),
-    (_test_metrics(), [{"dataset": "mosi", "target": "positive,1.0,joy,happy"}], "predictions[0]"),
+    (_test_metrics(), [{"dataset": "mosi", "target": "positive,1.0,joy,excited"}], "predictions[0]"),
     (_test_metrics(), [{"dataset": "sst", "target": "x", "generated": "y"}], "predictions[0]['dataset']"),
     (_test_metrics(), [], "predictions"),
 ])
