@@ -41,7 +41,6 @@ from .checkpoint import complete_checkpoint_folder, declare_custom_pipeline, las
     resume_config_differences
 from .metrics import AGGREGATE_METRIC, compute_unimse_metrics
 from .model_card import build_model_card
-from .processing_unimse import UniMSEProcessor
 from .training_guards import NonFiniteTrainingError, NonFiniteTrainingGuard, check_learning_rate, \
     non_finite_tensor_names
 
@@ -163,7 +162,9 @@ class UniMSETrainer(Seq2SeqTrainer):
     def __init__(self, *args: Any, metrics_function: Optional[MetricsFunction] = None, **kwargs: Any) -> None:
         kwargs["callbacks"] = [NonFiniteTrainingGuard(), *(kwargs.get("callbacks") or [])]
         super().__init__(*args, **kwargs)
-        if not isinstance(self.processing_class, UniMSEProcessor):
+        # Duck-typed: a processor loaded with trust_remote_code is another class object than UniMSEProcessor.
+        if not all(hasattr(self.processing_class, name) for name in ("generation_kwargs", "batch_decode",
+                                                                     "feature_extractor", "task_prefix")):
             raise TypeError(f"UniMSETrainer needs a UniMSEProcessor as `processing_class`, got "
                             f"{type(self.processing_class).__name__}")
         self.metrics_function = metrics_function
