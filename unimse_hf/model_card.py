@@ -56,10 +56,12 @@ def build_model_card(
     widget_examples: Sequence[str] = ("it was really good", "I can't believe you did that!"),
     split: str = "test",
     task_prefix: str = "",
+    decoding: str = "constrained to the label grammar, as the pipeline decodes",
 ) -> ModelCard:
     """Fill `model_card.md` with the config, the measured metrics (as `model-index`, on `split`) and a usage snippet.
 
-    `task_prefix` is the processor's (`UniMSEProcessor.task_prefix`), the one prefix the model is fed.
+    `task_prefix` is the processor's (`UniMSEProcessor.task_prefix`), the one prefix the model is fed;
+    `decoding` says how the measured generations were decoded.
     """
     eval_results = eval_results_from_metrics(eval_metrics or {}, split=split)
     card_data = ModelCardData(
@@ -97,6 +99,7 @@ def build_model_card(
         "contrastive": (f"InfoNCE text-acoustic ×{config.cl_weight_ta}, text-visual ×{config.cl_weight_tv}, "
                         f"τ {config.cl_temperature}" if config.cl_enabled else "off"),
         "task_prefix": task_prefix,
+        "decoding": decoding,
         "results_table": "\n".join(rows) if eval_results else "No evaluation results were recorded for this checkpoint.",
         "training": training,
     }

@@ -402,6 +402,8 @@ class UniMSETrainer(Seq2SeqTrainer):
             eval_metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
             split="test" if any(key.startswith("test_") for key in metrics) else "validation",
             datasets=datasets, base_model=finetuned_from, task_prefix=self.processing_class.task_prefix,
+            decoding=("constrained to the label grammar, as the pipeline decodes" if self.args.generation_structured
+                      else "unconstrained (`generation_structured=False`), unlike the pipeline"),
             training=(f"Fine-tuned with `UniMSETrainer` ({self.args.optimizer_recipe} recipe, T5 blocks "
                       f"{model.config.trainable_t5_blocks} at lr {self.args.t5_learning_rate}, fusion modules at lr "
                       f"{self.args.fusion_learning_rate}, weight decay {self.args.weight_decay}) for "
