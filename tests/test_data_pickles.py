@@ -109,13 +109,13 @@ def test_pickle_with_nan_frames_names_the_utterance_and_rows(tmp_path):
         data["test"]["vision"][0, 1, :] = np.nan
 
     path = _broken(tmp_path, poison)
-    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[test/vision\[0\]\]: NaN values in frame rows \[1\]"):
+    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[test/vision\[0\] \(vidD_3\)\]: NaN values in frame rows \[1\]"):
         read_mmsa_pickle(path, "mosi", trust_pickle=True)
 
 
 def test_pickle_with_a_length_longer_than_its_frames_names_the_key(tmp_path):
     path = _broken(tmp_path, lambda d: d["train"].update(audio_lengths=[99, 3, 4]))
-    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[train/audio\[0\]\]: length 99 outside 0\.\.8"):
+    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[train/audio\[0\] \(vidA_1\)\]: length 99 outside 0\.\.8"):
         read_mmsa_pickle(path, "mosi", trust_pickle=True)
 
 
@@ -124,7 +124,7 @@ def _silent_frame(data):
 
 
 def test_minus_infinity_frames_are_refused_naming_the_utterance_and_rows(tmp_path):
-    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[train/audio\[0\]\]: infinite values in frame rows \[0\]"):
+    with pytest.raises(MalformedSourceError, match=r"broken\.pkl \[train/audio\[0\] \(vidA_1\)\]: infinite values in frame rows \[0\]"):
         read_mmsa_pickle(_broken(tmp_path, _silent_frame), "mosi", trust_pickle=True)
 
 

@@ -107,22 +107,22 @@ def read_meld(
         path = require_file(os.path.join(folder, name), "MELD CSV")
         frame = _read_split(path)
         split_rows = []
-        for _, dialogue in frame.groupby("Dialogue_ID", sort=True):
+        for dialogue_id, dialogue in frame.groupby("Dialogue_ID", sort=True):
             dialogue = dialogue.sort_values("Utterance_ID")
             texts, speakers = dialogue["Utterance"].tolist(), dialogue["Speaker"].tolist()
-            for index, line in enumerate(dialogue.itertuples(index=False)):
-                context = build_context(texts, index, speakers, window, count_tokens, max_context_tokens)
+            emotions, sentiments = dialogue["Emotion"].tolist(), dialogue["Sentiment"].tolist()
+            for index, utterance_id in enumerate(dialogue["Utterance_ID"].tolist()):
                 split_rows.append(
                     make_row(
                         dataset="meld",
                         split=split,
-                        key=meld_key(line.Dialogue_ID, line.Utterance_ID),
-                        clip=meld_clip(split, line.Dialogue_ID),
+                        key=meld_key(dialogue_id, utterance_id),
+                        clip=meld_clip(split, dialogue_id),
                         text=" ".join(texts[index].split()),
-                        context=context,
+                        context=build_context(texts, index, speakers, window, count_tokens, max_context_tokens),
                         speaker=speakers[index],
-                        polarity=line.Sentiment.strip().lower(),
-                        meld_emotion=line.Emotion.strip().lower(),
+                        polarity=sentiments[index].strip().lower(),
+                        meld_emotion=emotions[index].strip().lower(),
                     )
                 )
         if tables is not None:

@@ -83,8 +83,9 @@ def _column(split: Mapping[str, Any], key: str, split_name: str, path: str, coun
 
 
 def _frames_of_split(
-    split: Mapping[str, Any], split_name: str, path: str, count: int, zero_infinite: bool
+    split: Mapping[str, Any], split_name: str, path: str, keys: list[str], zero_infinite: bool
 ) -> dict[str, list]:
+    count = len(keys)
     frames: dict[str, list] = {}
     for modality, key, length_key in _MODALITIES:
         stack = _column(split, key, split_name, path, count)
@@ -95,7 +96,7 @@ def _frames_of_split(
         lengths = _column(split, length_key, split_name, path, count) if length_key in split else None
         column = []
         for index in range(count):
-            where = f"{split_name}/{key}[{index}]"
+            where = f"{split_name}/{key}[{index}] ({keys[index]})"
             matrix = frame_matrix(stack[index], path, where, zero_infinite=zero_infinite)
             column.append(strip_zero_padding(matrix) if lengths is None else cut_to_length(matrix, lengths[index], path, where))
         frames[modality] = column
@@ -150,7 +151,7 @@ def read_mmsa_pickle(
                 check_score(float(score), f"utterance {keys[index]!r} (index {index})")
             except ValueError as error:
                 raise MalformedSourceError(path, str(error), f"{name}/regression_labels") from None
-        frames = _frames_of_split(content, name, path, count, zero_infinite_features)
+        frames = _frames_of_split(content, name, path, keys, zero_infinite_features)
         for index in range(count):
             score = float(scores[index])
             if not isinstance(texts[index], str):
@@ -185,7 +186,7 @@ def read_msa_feature_pickle(
     for name, content in _splits(data, path).items():
         ids = _column(content, "id", name, path, None)
         keys = _check_ids(ids, name, path, seen)
-        frames = _frames_of_split(content, name, path, len(ids), zero_infinite_features)
+        frames = _frames_of_split(content, name, path, keys, zero_infinite_features)
         for index, key in enumerate(keys):
             table[key] = {"acoustic": frames["acoustic"][index], "visual": frames["visual"][index]}
     return table
