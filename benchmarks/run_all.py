@@ -50,6 +50,7 @@ BENCHMARKS = [
     Benchmark("media", "bench_media.py", arguments=["--repeats", "5"], timeout_seconds=600,
               requires=["unimse_hf.media", "av", "librosa", "mediapipe", "pocketsphinx"],
               owner_note="raw-media feature extraction (media issue)"),
+    Benchmark("missing_modality", "bench_missing_modality.py", timeout_seconds=1200),
 ]
 SECTION_ORDER = [benchmark.name for benchmark in BENCHMARKS]
 
