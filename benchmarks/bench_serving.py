@@ -237,6 +237,12 @@ def label_agreement(model_dir: Path, samples: int, threads: int) -> tuple[list[s
              "torch fp32's.", ""]
     lines += markdown_table(["candidate", *[f"same label, {corpus}" for corpus in corpora], "same label, all",
                              "same polarity", "same MELD emotion"], rows)
+    distinct = {label.text for label in reference}
+    polarities = {label.polarity for label in reference}
+    emotions = {label.meld_emotion for label in reference}
+    lines += ["", f"How varied the fp32 labels are (agreement on a constant output would say little): {len(distinct)} "
+              f"distinct labels over {len(reference)} transcripts, {len(polarities)} polarities, {len(emotions)} MELD "
+              f"emotions; {sum(label.valid for label in reference)} / {len(reference)} parse."]
     return lines, goals
 
 
