@@ -353,3 +353,10 @@ def test_a_truncated_weights_file_is_refused_naming_the_checkpoint(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(OSError, match=str(tmp_path)):
         UniMSEForConditionalGeneration.from_pretrained(tmp_path)
+
+
+def test_plain_t5_weights_load_into_a_unimse_config_passed_by_the_caller(tmp_path):
+    T5ForConditionalGeneration(T5Config(**{k: v for k, v in TINY.items() if k in T5Config().to_dict()},
+                                        vocab_size=32128)).save_pretrained(tmp_path)
+    model = UniMSEForConditionalGeneration.from_pretrained(tmp_path, config=tiny_config())
+    assert model.config.model_type == "unimse" and len(model.encoder_fusion) == 2

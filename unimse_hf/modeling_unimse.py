@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.models.t5.modeling_t5 import T5Stack
@@ -340,7 +340,7 @@ class UniMSEPreTrainedModel(PreTrainedModel):
                 raise
             raise OSError(f"the weights of {pretrained_model_name_or_path} could not be read (a truncated or "
                           f"corrupt model.safetensors?): {error}") from error
-        if getattr(model.config, "model_type", None) == cls.config_class.model_type:
+        if _checkpoint_model_type(pretrained_model_name_or_path, kwargs) == cls.config_class.model_type:
             missing = sorted(name for name in loading_info.get("missing_keys", ())
                              if not name.endswith("missing_embedding") or model.config.missing_modality == "learned")
             if missing:
@@ -819,6 +819,14 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
             auto_map.update({"AutoModel": target, "AutoModelForSeq2SeqLM": target})
             self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def _checkpoint_model_type(pretrained_model_name_or_path: Any, load_kwargs: dict[str, Any]) -> Optional[str]:
+    """`model_type` of the checkpoint's own config.json (not of a `config=` the caller passed in)."""
+    hub_kwargs = {name: load_kwargs[name] for name in ("revision", "cache_dir", "token", "local_files_only",
+                                                       "subfolder", "proxies") if name in load_kwargs}
+    config_dict, _ = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+    return config_dict.get("model_type")
 
 
 def _encoder_side_vectors(acoustic: UniMSEModalityEncoding, visual: UniMSEModalityEncoding) -> UniMSEModalityVectors:
