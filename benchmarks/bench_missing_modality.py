@@ -34,6 +34,7 @@ import csv
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -48,8 +49,8 @@ from common import REPO_ROOT, goal_comment, machine_description, write_result  #
 from unimse_hf import UniMSEConfig, UniMSEForConditionalGeneration, UniMSEProcessor  # noqa: E402
 
 LABEL_WORDS = ("negative", "positive")
-POSITIVE_CUES = ("great", "wonderful", "excellent", "amazing", "lovely", "superb")
-NEGATIVE_CUES = ("terrible", "awful", "horrible", "boring", "worst", "annoying")
+POSITIVE_CUES = ("great", "wonderful", "excellent")
+NEGATIVE_CUES = ("terrible", "awful", "boring")
 ACOUSTIC_DIM = 8
 VISUAL_DIM = 6
 TOLERANCE = 0.05
@@ -60,7 +61,7 @@ class CueTask:
     """The synthetic two-cue task: how often the text carries a cue and how reliable the acoustic cue is."""
 
     text_cue_rate: float = 0.6
-    acoustic_reliability: float = 0.95
+    acoustic_reliability: float = 0.98
     acoustic_shift: float = 1.5
     frames: tuple[int, int] = (8, 16)
 
@@ -72,7 +73,7 @@ class TrainingSetup:
     steps: int = 300
     batch_size: int = 32
     learning_rate: float = 1e-2
-    test_samples: int = 512
+    test_samples: int = 1024
 
 
 def tiny_config(**overrides) -> UniMSEConfig:
@@ -225,7 +226,8 @@ def write_results(results: dict[int, SeedResult], task: CueTask, setup: Training
         f"InfoNCE off), single-token target `positive`/`negative`, Adam lr {setup.learning_rate}, "
         f"{setup.steps} steps of {setup.batch_size}; the three models of a seed share the initialisation seed and "
         f"the data order. Accuracy on {setup.test_samples} held-out samples (carriers not seen in training): argmax "
-        f"over the two label tokens at the first decoding step. torch threads: {threads}. \"removed\" = the batch "
+        f"over the two label tokens at the first decoding step. torch threads: {threads} per seed (seeds run in "
+        f"parallel processes; the s column is each seed's wall time). \"removed\" = the batch "
         "has no `acoustic_features` (the model uses its missing-modality vector).",
         "",
         "| seed | text-only training | no masking, acoustic present | no masking, removed | "
@@ -263,18 +265,20 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=TrainingSetup.steps)
     parser.add_argument("--mask_prob", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=None,
+                        help="seeds run in this many processes at once, one torch thread each (default: one per seed)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     started = time.perf_counter()
     machine = machine_description()
     setup = TrainingSetup(steps=args.steps)
-    proc = processor()
     results = {}
-    for seed in args.seeds:
-        results[seed] = compare(seed, setup=setup, mask_prob=args.mask_prob, proc=proc)
-        print(f"seed {seed}: {results[seed]}", flush=True)
-    path = write_results(results, CueTask(), setup, args.mask_prob, torch.get_num_threads(), started, machine)
+    with ProcessPoolExecutor(max_workers=args.processes or len(args.seeds), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = {seed: pool.submit(compare, seed, setup=setup, mask_prob=args.mask_prob) for seed in args.seeds}
+        for seed, future in futures.items():
+            results[seed] = future.result()
+            print(f"seed {seed}: {results[seed]}", flush=True)
+    path = write_results(results, CueTask(), setup, args.mask_prob, 1, started, machine)
     print(f"wrote {path}")
     return 0
 
