@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           + f" (train/validation/test); label report: {data_dir / 'universal_labels_report.md'}")
 
     print("== 2/5 baselines on the same training rows (mean score / majority class, TF-IDF + linear)")
-    baselines = baseline_metrics({name: {"train": p["train"], "test": p["test"]} for name, p in prepared.items()})
+    baselines = baseline_metrics(prepared)
 
     processor = UniMSEProcessor(UniMSEFeatureExtractor(), T5Tokenizer.from_pretrained(str(REPO / "data" / "t5")),
                                 score_decimals=SCORE_DECIMALS)
