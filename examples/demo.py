@@ -60,10 +60,9 @@ EXAMPLE_SENTENCES = {
     "negative": ["this was the worst film i have ever seen", "i hated it, boring and stupid and a waste of time"],
     "neutral": ["the movie is two hours long", "he walked into the room and sat down"],
 }
-HEADLINE = {"mosi": (("mae", "MAE (lower is better)"), ("corr", "Corr"), ("acc2_non0", "Acc-2 (non0)"),
-                     ("acc2_has0", "Acc-2 (has0)"), ("weighted_f1_non0", "F1 (non0)"), ("acc7", "Acc-7")),
-            "meld": (("accuracy", "Accuracy"), ("weighted_f1", "Weighted F1"))}
-HEADLINE["mosei"] = HEADLINE["mosi"]
+MSA_HEADLINE = (("mae", "MAE (lower is better)"), ("corr", "Corr"), ("acc2_non0", "Acc-2 (non0)"),
+                ("acc2_has0", "Acc-2 (has0)"), ("weighted_f1_non0", "F1 (non0)"), ("acc7", "Acc-7"))
+HEADLINE = {"mosi": MSA_HEADLINE, "mosei": MSA_HEADLINE, "meld": (("accuracy", "Accuracy"), ("weighted_f1", "Weighted F1"))}
 
 
 def minilm_dir() -> str:
@@ -175,7 +174,8 @@ def training_arguments(model_dir: Path, max_steps: int, seed: int) -> UniMSETrai
     return UniMSETrainingArguments(
         output_dir=str(model_dir), max_steps=max_steps, per_device_train_batch_size=32, per_device_eval_batch_size=128,
         optimizer_recipe="hf", t5_learning_rate=3e-3, fusion_learning_rate=3e-3, weight_decay=0.01,
-        warmup_steps=min(100, max_steps // 10), lr_scheduler_type="linear", max_grad_norm=1.0, logging_steps=50,
+        warmup_steps=min(100, max_steps // 10), lr_scheduler_type="linear", max_grad_norm=1.0,
+        logging_steps=max(1, min(50, max_steps // 10)),
         save_strategy="no",
         report_to=report_to, use_cpu=True, seed=seed,
         generation_max_new_tokens=32, dataloader_num_workers=0,
@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     report = write_evaluation_report(
         model_dir, results, predictions, log_history=trainer.state.log_history, baselines=baselines,
         title="UniMSE demo: evaluation report",
-        notes=[f"Small UniMSE trained from scratch for {args.max_steps} steps by `make demo` "
-               "(examples/demo.py), text only, MiniLM-initialised frozen token embeddings; full test splits."],
+        notes=[f"Small UniMSE trained from scratch for {args.max_steps} steps by `make demo` (examples/demo.py), "
+               "text only, MiniLM-initialised frozen token embeddings; "
+               + ("full test splits." if args.max_rows is None else f"the first {args.max_rows} rows of each split.")],
     )
     link_report_from_model_card(model_dir, report)
 
