@@ -586,3 +586,15 @@ def test_push_refuses_a_folder_that_does_not_match_its_card_before_any_upload(tm
     (tmp_path / "out" / "test.parquet").unlink()
     with pytest.raises(MalformedSourceError, match=r"the card lists splits \['test', 'train', 'validation'\] but the folder holds"):
         push_prepared_to_hub(out, "tester/mosi", "mosi")
+
+
+def test_write_parquet_splits_refuses_a_folder_that_holds_another_split(tmp_path):
+    from unimse_hf.data.export import write_parquet_splits
+
+    corpus = load_corpus("mosi", transcript_csv(tmp_path))
+    out = tmp_path / "out"
+    write_parquet_splits(corpus, str(out))
+    before = snapshot(out)
+    with pytest.raises(OutputExistsError, match=r"out holds \['validation\.parquet', 'test\.parquet'\] from another run"):
+        write_parquet_splits({"train": corpus["train"]}, str(out))
+    assert snapshot(out) == before
