@@ -119,3 +119,34 @@ def test_card_link_needs_a_card_and_a_report_inside_the_folder(tmp_path):
     with pytest.raises(ValueError, match="`report`"):
         link_report_from_model_card(tmp_path / "model", report)
     assert (tmp_path / "model" / "README.md").read_text() == "# card\n"
+
+
+def test_train_script_do_predict_writes_the_report_and_links_it_from_the_card(tmp_path):
+    import sys
+
+    from datasets import Dataset
+
+    from unimse_testing import REPO_ROOT, T5_VOCAB_DIR
+
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    import train_unimse
+
+    rows = [{"id": f"{p['dataset']}/{i}", "dataset": p["dataset"], "text": f"sentence number {i}", "context": None,
+             "target": p["target"]} for i, p in enumerate(PREDICTIONS)]
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        Dataset.from_list(rows).to_parquet(str(data / f"{split}.parquet"))
+    output = tmp_path / "run"
+    train_unimse.main(["--tiny", "--do_train", "--do_predict", "--max_steps", "2", "--save_strategy", "no",
+                       "--dataset_dir", str(data), "--output_dir", str(output), "--tokenizer_dir", str(T5_VOCAB_DIR),
+                       "--use_cpu", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+                       "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", "1",
+                       "--generation_max_new_tokens", "32"])
+    saved = json.loads((output / "test_results.json").read_text())
+    report = (output / REPORT_FILE).read_text()
+    assert _table_rows(report, "CMU-MOSI")["MAE (lower is better)"][0] == f"{saved['test_mosi_mae']:.4f}"
+    assert _table_rows(report, "MELD")["Weighted F1"][0] == f"{saved['test_meld_weighted_f1']:.4f}"
+    for name in ("scatter_mosi.png", "confusion_meld.png", "training_curves.png"):
+        assert (output / "figures" / name).is_file()
+        assert f"(figures/{name})" in (output / "README.md").read_text()
