@@ -108,7 +108,8 @@ def main() -> int:
         f"{BATCH} real MOSI test transcripts with random 50x64 acoustic and 30x64 visual frames (every third "
         "input without visual frames, every fifth text only). *One by one*: one pipeline call per input. "
         f"*Batched*: `pipe(inputs, batch_size={BATCH})`, one padded batch and one `generate`; with emotion "
-        "scores, all 7 x 32 candidates in one decoder pass over the encoder outputs of the generation. CPU seconds "
+        "scores, one decoder pass over the tokens the 7 candidates of each input share and one over all 7 x 32 "
+        "candidates' own tokens, from the encoder outputs of the generation. CPU seconds "
         f"of the process per {BATCH} inputs ({threads} torch thread), medians [IQR] over {args.rounds} interleaved "
         "rounds after one warm-up round; the speed-up is the median [IQR] of the per-round ratios.",
         "",
