@@ -109,10 +109,10 @@ def test_pipeline_refuses_a_model_that_is_not_unimse():
      ({"inputs": []}, "inputs")],
 )
 def test_endpoint_handler_rejects_bad_payloads_naming_the_field(pipe, payload, name):
-    from unimse_hf.endpoint_handler import EndpointHandler
+    from unimse_hf.endpoint_handler import EndpointHandler, HandlerLimits
 
-    handler = EndpointHandler.__new__(EndpointHandler)
-    handler.pipeline = pipe
+    handler = EndpointHandler.__new__(EndpointHandler)  # the handler of a loaded checkpoint, with default limits
+    handler.pipeline, handler.limits = pipe, HandlerLimits()
     with pytest.raises(ValueError, match=name):
         handler(payload)
 
@@ -203,7 +203,7 @@ def test_malformed_universal_label_fields_are_rejected(field, value):
 
 @pytest.mark.parametrize(
     "extra, name",
-    [(["--optimizer_recipe", "sgd"], "optimizer_recipe"), (["--generation_max_new_tokens", "8"], "generation_max_new_tokens"),
+    [(["--optimizer_recipe", "sgd"], "optimizer_recipe"), (["--generation_max_new_tokens", "0"], "generation_max_new_tokens"),
      (["--dataset_name", "x/y"], "dataset_dir")],
 )
 def test_train_script_rejects_bad_arguments_before_writing_anything(tmp_path, capsys, extra, name):
