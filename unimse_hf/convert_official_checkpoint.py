@@ -32,7 +32,7 @@ OFFICIAL_QUIRK_FLAGS: dict[str, Any] = {
     "cl_permute_modality_sequences": True,
     "freeze_cl_projections": True,
 }
-"""Config values reproducing the official computation (findings B1-B4 of the reference)."""
+"""Config values reproducing the official computation (findings B1-B4 of docs/official-differences.md)."""
 
 _ADAPTER = re.compile(r"^(encoder|decoder)\.block\.(\d+)\.layer\.(\d+)\.adapter_(down_project|up_project|linear)\.(weight|bias)$")
 _INFO_NCE = re.compile(r"^(encoder|decoder)\.info_nce\.info_proj_(query|positive)\.weight$")

@@ -1,5 +1,5 @@
 # Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
-"""Evaluation metrics for UniMSE, as the official evaluation defines them (reference §7.2), made robust (B11, B12).
+"""Evaluation metrics for UniMSE, as the official evaluation defines them, made robust (B11, B12 in docs/official-differences.md).
 
 * MSA (MOSI, MOSEI) on the score slot: MAE, Pearson correlation, Acc-7, Acc-5, and Acc-2 / weighted F1 in
   the ``non0`` (gold != 0, positive vs negative) and ``has0`` (all samples, non-negative vs negative) variants.

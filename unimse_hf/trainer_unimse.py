@@ -62,7 +62,7 @@ class UniMSETrainingArguments(Seq2SeqTrainingArguments):
 
     The two parameter groups use `t5_learning_rate` and `fusion_learning_rate` (each a finite number > 0);
     `learning_rate` and `optim` are not used (a warning says so when `learning_rate` is set).
-    `optimizer_recipe="official"` reproduces the official optimisation (reference §7.1, B9) and therefore sets
+    `optimizer_recipe="official"` reproduces the official optimisation (B9 in docs/official-differences.md) and therefore sets
     `lr_scheduler_type="constant"`, `warmup_steps=0` and `max_grad_norm=0` (no clipping), with a warning when
     another value was asked for; these three are the only arguments it changes. `"hf"` uses AdamW (no decay on
     biases and norms) with the scheduler, warmup and clipping given here. Defaults differing from

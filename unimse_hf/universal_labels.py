@@ -3,7 +3,7 @@
 
 A converted row knows some slots of its universal label ``polarity,score,MELD-emotion,IEMOCAP-emotion``
 (MOSI/MOSEI the score, MELD its emotion, IEMOCAP its emotion; polarity always). The official
-pipeline (``Simcse/Sim_Process_v3.py``, reference §4.1) copies every missing slot from the single
+pipeline (``Simcse/Sim_Process_v3.py``) copies every missing slot from the single
 most similar utterance, by sentence-embedding cosine, among the utterances of the same polarity that
 know that slot. This module does the same with normalised embedding matrices and one matrix
 product per slot and polarity (no pairwise loops), and fixes the official data bugs by default:

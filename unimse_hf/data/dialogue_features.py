@@ -1,7 +1,7 @@
 # Copyright 2026 The unimse-hf authors. Licensed under the Apache License, Version 2.0.
 """The official UniMSE feature pickles of the ERC corpora (``meld_data_0610.pkl``, ``iemocap_data_0610.pkl``).
 
-Layout (§6.1 of the reference): ``{"audio": [train, dev, test], "video": [train, dev, test]}``
+Layout of the official feature pickle: ``{"audio": [train, dev, test], "video": [train, dev, test]}``
 where each element is a dict from an utterance key to a ``(T, D)`` frame matrix (a 1-D vector is
 read as one frame). MELD keys are ``<Dialogue_ID>_<Utterance_ID>`` and restart in every split, so
 the features stay grouped by split; IEMOCAP keys are ``vid_cid`` (``Ses01F_impro01_F000``). Either

@@ -9,7 +9,7 @@ arrays with one entry per utterance:
   (N x T_v x D_v), and, in unaligned files only, ``audio_lengths``/``vision_lengths`` (N). MMSA pads
   at the end, so the first ``length`` frames are kept. Aligned files have no lengths; their
   all-zero padding frames are stripped instead.
-* **official UniMSE** (``mosi_data_0610.pkl`` ..., §6.1 of the reference): ``audio``, ``vision``,
+* **official UniMSE** (``mosi_data_0610.pkl`` ...): ``audio``, ``vision``,
   ``labels`` and ``id`` (N, or N x k whose first column is ``<video>_<clip>``, possibly bytes); no
   transcripts and no lengths. Frames are cut by stripping all-zero padding at both ends rather than
   the official "last non-zero-count rows" rule (B20).
