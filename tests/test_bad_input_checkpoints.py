@@ -15,20 +15,22 @@ from unimse_testing import tiny_model
 pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
-def _without(key: str):
+def _edited_weights(edit):
+    """A corruption that loads `model.safetensors`, applies `edit` to the tensor dict and saves it again."""
     def corrupt(folder: Path) -> None:
         weights = load_file(str(folder / "model.safetensors"))
-        del weights[key]
+        edit(weights)
         save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     return corrupt
+
+
+def _without(key: str):
+    return _edited_weights(lambda weights: weights.pop(key))
 
 
 def _reshaped(key: str):
-    def corrupt(folder: Path) -> None:
-        weights = load_file(str(folder / "model.safetensors"))
-        weights[key] = torch.zeros(weights[key].shape[0] + 1, *weights[key].shape[1:])
-        save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    return corrupt
+    return _edited_weights(lambda weights: weights.update(
+        {key: torch.zeros(weights[key].shape[0] + 1, *weights[key].shape[1:])}))
 
 
 def _truncated(fraction: float):
