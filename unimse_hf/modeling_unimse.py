@@ -341,8 +341,7 @@ class UniMSEPreTrainedModel(PreTrainedModel):
             raise OSError(f"the weights of {pretrained_model_name_or_path} could not be read (a truncated or "
                           f"corrupt model.safetensors?): {error}") from error
         if _checkpoint_model_type(pretrained_model_name_or_path, kwargs) == cls.config_class.model_type:
-            missing = sorted(name for name in loading_info.get("missing_keys", ())
-                             if not name.endswith("missing_embedding") or model.config.missing_modality == "learned")
+            missing = sorted(loading_info.get("missing_keys", ()))
             if missing:
                 raise ValueError(f"{pretrained_model_name_or_path} is a UniMSE checkpoint but lacks weights "
                                  f"{missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)} in all); they "
