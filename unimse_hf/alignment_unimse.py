@@ -4,9 +4,10 @@
 The processor maps every token to the transcript word it starts in (:func:`token_word_ids`);
 :class:`WordLayout` reads and checks the word timestamps of a batch once (count against the words,
 format, finiteness, order) and lays the words of all samples out side by side; :func:`align_to_tokens`
-gives each token the mean of its word's frames for one modality, for the whole batch at once (each
-frame read once, by one `index_add_` per clip, without concatenating the clips). This module is
-uploaded with checkpoints: it imports only torch, numpy and the standard library.
+gives each token the mean of its word's frames for one modality, for the whole batch at once (the
+clips concatenated once and every word's frames summed by one `embedding_bag` call, see
+:func:`range_sums`). This module is uploaded with checkpoints: it imports only torch, numpy and the
+standard library.
 
 Word timestamps, per sample, are one entry per whitespace-separated word, each either a
 ``(start, end)`` pair of seconds from the clip start or a mapping with ``"start"`` and ``"end"`` keys
@@ -163,15 +164,15 @@ class WordLayout:
         else:
             timed, counts, timed_spans = _read_timestamps(word_timestamps, batch)
         known = np.array([len(w) for w in words], dtype=np.int64) if words is not None else None
-        word_counts = np.where(timed, counts, known if known is not None else needed)
-        for i in range(batch):
-            expected = known[i] if known is not None else needed[i]
-            if timed[i] and (counts[i] != expected if known is not None else counts[i] < expected):
-                text = f"`text[{i}]` has {expected} words" if known is not None else f"the tokens need {expected} words"
-                raise sample_error(ValueError, i, f"`word_timestamps[{i}]` has {counts[i]} spans but {text}")
-            if needed[i] > word_counts[i]:
-                raise sample_error(ValueError, i, f"`token_word_ids[{i}]` refers to word {needed[i] - 1} but the "
-                                                  f"sample has {word_counts[i]} words")
+        expected = known if known is not None else needed
+        word_counts = np.where(timed, counts, expected)
+        miscounted = np.asarray(timed, dtype=bool) & ((counts != expected) if known is not None else (counts < expected))
+        for i in np.flatnonzero(miscounted | (needed > word_counts))[:1]:  # the first bad sample, if any
+            if miscounted[i]:
+                text = f"`text[{i}]` has {expected[i]} words" if known is not None else f"the tokens need {expected[i]} words"
+                raise sample_error(ValueError, int(i), f"`word_timestamps[{i}]` has {counts[i]} spans but {text}")
+            raise sample_error(ValueError, int(i), f"`token_word_ids[{i}]` refers to word {needed[i] - 1} but the "
+                                                   f"sample has {word_counts[i]} words")
         self.batch_size = batch
         self.words = words
         self.word_sample = np.repeat(np.arange(batch), word_counts)
@@ -247,51 +248,44 @@ def frame_ranges_of_spans(spans: np.ndarray, frame_counts: np.ndarray) -> tuple[
     `frame_counts` gives, per span, the number of frames of its clip (> 0). A span containing no frame
     centre takes the frame nearest its midpoint.
     """
-    low = np.clip(np.ceil(spans[:, 0] - 0.5), 0, frame_counts).astype(np.int64)
-    high = np.clip(np.ceil(spans[:, 1] - 0.5), 0, frame_counts).astype(np.int64)
-    empty = high <= low
-    nearest = np.clip(np.floor(spans.mean(axis=1)), 0, frame_counts - 1).astype(np.int64)
-    return np.where(empty, nearest, low), np.where(empty, nearest + 1, high)
+    bounds = np.ceil(spans - 0.5)  # per span, the first frame whose centre is at or after start / end
+    np.maximum(bounds, 0, out=bounds)
+    np.minimum(bounds, frame_counts[:, None], out=bounds)
+    low, high = bounds.T.astype(np.int64)
+    empty = np.flatnonzero(high <= low)
+    if len(empty):
+        nearest = np.floor(spans[empty].sum(axis=1) / 2).clip(0, frame_counts[empty] - 1).astype(np.int64)
+        low[empty], high[empty] = nearest, nearest + 1
+    return low, high
 
 
 def range_sums(clips: Sequence[np.ndarray], low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, bool]:
     """Sums of `frames[low[i]:high[i]]` for every i, and whether every frame (inside a range or not) is finite.
 
-    `clips` are C-contiguous, writable float32 `(frames, dim)` arrays read as one frame axis (`frames` is
-    their concatenation, never built for the usual sorted, disjoint ranges). For those (word spans), the
-    frame axis splits into alternating gaps and ranges, and one `index_add_` per clip adds every frame to
-    its segment: each frame is read once and nothing is copied. Overlapping ranges gather their frames and
-    add a row of the frames no range covers (for the finiteness check). A sum can only overflow to
-    infinity when frames hold values near float32's limit, so a False flag asks the caller to check the
-    frames themselves.
+    `frames` is the float32 concatenation of `clips` (`(frames, dim)` arrays), copied once. The sums are
+    one `embedding_bag(mode="sum")` call, torch's segmented row sum: each bag is a list of frame indices,
+    summed in order in float32 (as a loop adding the frames one by one would). For the usual sorted,
+    disjoint ranges (word spans) the bags are the alternating gaps and ranges of the frame axis, so the
+    indices are just `0, 1, ..., frames - 1`; overlapping ranges list their frames and add one bag of
+    the frames no range covers. Every frame lies in some bag, so the finiteness check reads the bag
+    sums. A sum can only overflow to infinity when frames hold values near float32's limit, so a False
+    flag asks the caller to check the frames themselves.
     """
-    counts = [clip.shape[0] for clip in clips]
-    count = sum(counts)
-    dim = clips[0].shape[1] if clips else 0
+    frames = torch.from_numpy(np.concatenate(clips, dtype=np.float32))
+    count = frames.shape[0]
     if len(low) == 0 or np.all(low[1:] >= high[:-1]):
-        bounds = np.empty(2 * len(low) + 2, dtype=np.int64)
-        bounds[0], bounds[-1] = 0, count
-        bounds[1:-1:2], bounds[2:-1:2] = low, high
-        segment = torch.from_numpy(np.repeat(np.arange(len(bounds) - 1), np.diff(bounds)))
-        sums = torch.zeros((len(bounds) - 1, dim), dtype=torch.float32)
-        start = 0
-        for clip, frames in zip(clips, counts):
-            if frames:
-                sums.index_add_(0, segment[start:start + frames], torch.from_numpy(clip))
-                start += frames
-        sums = sums.numpy()
-        return sums[1::2], bool(np.isfinite(sums).all())
+        starts = np.empty(2 * len(low) + 1, dtype=np.int64)
+        starts[0], starts[1::2], starts[2::2] = 0, low, high
+        sums = torch.nn.functional.embedding_bag(torch.arange(count), frames, torch.from_numpy(starts), mode="sum")
+        return sums[1::2].numpy(), bool(torch.isfinite(sums.sum()))
     sizes = high - low
     starts = np.cumsum(sizes) - sizes
     inside = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts - low, sizes)
     coverage = np.cumsum(np.bincount(low, minlength=count + 1) - np.bincount(high, minlength=count + 1))[:count]
     outside = np.flatnonzero(coverage == 0)
-    frames = torch.from_numpy(np.concatenate(clips) if len(clips) > 1 else clips[0])
-    segment = np.concatenate([np.repeat(np.arange(len(low)), sizes), np.full(len(outside), len(low))])
-    sums = torch.zeros((len(low) + 1, dim), dtype=torch.float32)
-    sums.index_add_(0, torch.from_numpy(segment), frames[torch.from_numpy(np.concatenate([inside, outside]))])
-    sums = sums.numpy()
-    return sums[:-1], bool(np.isfinite(sums).all())
+    sums = torch.nn.functional.embedding_bag(torch.from_numpy(np.concatenate([inside, outside])), frames,
+                                             torch.from_numpy(np.append(starts, len(inside))), mode="sum")
+    return sums[:-1].numpy(), bool(torch.isfinite(sums.sum()))
 
 
 def segment_means(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -331,18 +325,19 @@ def align_to_tokens(samples: Sequence[Optional[np.ndarray]], layout: WordLayout,
             f"{layout.describe_word(word)} ends at {layout.spans[word, 1]:g} s, past the end of the {modality} clip "
             f"({counts[sample] / rate:g} s = {counts[sample]} frames at {rate:g} Hz); timestamps must be seconds "
             "from the clip start"))
-    # torch.from_numpy needs C-contiguous, writable arrays; copy the (rare) others.
-    present = [frames if frames.flags.c_contiguous and frames.flags.writeable else np.array(frames, order="C")
-               for frames in samples if frames is not None and frames.shape[0]]
+    present = [frames for frames in samples if frames is not None and frames.shape[0]]
+    usable = np.flatnonzero(word_frames)  # the words whose sample has frames of this modality
     low, high = frame_ranges_of_spans(spans[usable], word_frames[usable])
-    offsets = (np.cumsum(counts) - counts)[layout.word_sample[usable]]
-    sums, finite = range_sums(present, low + offsets, high + offsets) if present else (np.zeros((0, dim), np.float32), True)
-    table = np.full((len(usable) + 1, dim), padding_value, dtype=np.float32)
-    table[np.flatnonzero(usable)] = sums / (high - low)[:, None].astype(np.float32)
-    word_of_token = np.where(layout.token_words >= 0, layout.token_words, len(usable))
-    word_of_token = np.where(np.append(usable, False)[word_of_token], word_of_token, len(usable))
-    return table[word_of_token], (word_of_token < len(usable)).astype(np.int64), finite
-
+    clip_starts = (np.cumsum(counts) - counts)[layout.word_sample[usable]]
+    sums, finite = range_sums(present, low + clip_starts, high + clip_starts) if present else (np.zeros((0, dim), np.float32), True)
+    # One row per usable word (its mean) and a last row of padding; tokens of no word (-1) index that last row.
+    table = np.empty((len(usable) + 1, dim), dtype=np.float32)
+    np.divide(sums, (high - low).astype(np.float32)[:, None], out=table[:-1])
+    table[-1] = padding_value
+    row_of_word = np.full(len(word_frames) + 1, len(usable))
+    row_of_word[usable] = np.arange(len(usable))
+    token_rows = row_of_word[layout.token_words]
+    return table[token_rows], (token_rows < len(usable)).astype(np.int64), finite
 
 __all__ = ["CLIP_END_TOLERANCE_SECONDS", "WordLayout", "align_to_tokens", "frame_ranges_of_spans", "range_sums",
            "sample_error", "segment_means", "token_word_ids"]
