@@ -228,7 +228,12 @@ def main() -> int:
         for name, function in candidates.items():
             if name not in ("vectorised", "one_pass"):
                 mismatches += not same_alignment(aligned, function())
-        timings = interleaved_timings(candidates, rounds=1, warmup_rounds=0, collect_garbage=False)
+        # One timed round per compared batch: start it at the next candidate each time, so that every candidate
+        # runs first, second, ... equally often (what ran just before it changes what the caches hold).
+        names = list(candidates)
+        shift = len(compared["vectorised"]) % len(names)
+        rotated = {name: candidates[name] for name in names[shift:] + names[:shift]}
+        timings = interleaved_timings(rotated, rounds=1, warmup_rounds=0, collect_garbage=False)
         for name in candidates:
             compared[name].append(timings[name].cpu.samples[0])
         print(f"batch {batch_index}/{batch_count}: " + ", ".join(f"{name} {values[-1] * 1e3:.1f} ms"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -112,6 +113,29 @@ def _sample_spans(sample: Any, index: int) -> np.ndarray:
     return spans.astype(np.float64)
 
 
+def _plain_spans(samples: Sequence[Any]) -> Optional[np.ndarray]:
+    """All spans as one `(words, 2)` float64 array when every sample is a list (or tuple) of `(start, end)`
+    tuples (or lists) of real numbers, the usual form; None for anything else (mappings, numpy arrays,
+    malformed entries, other types), which :func:`_sample_spans` reads and checks sample by sample.
+
+    The structure is checked over the Python objects at C speed (`set(map(type, ...))`), so that numpy
+    converts one flat list of numbers instead of discovering the shape of a list of tuples.
+    """
+    present = [sample for sample in samples if sample is not None]
+    if not set(map(type, present)) <= {list, tuple}:
+        return None
+    entries = list(chain.from_iterable(present))
+    if not (set(map(type, entries)) <= {list, tuple} and set(map(len, entries)) <= {2}):
+        return None
+    try:
+        values = np.array(list(chain.from_iterable(entries)))
+    except (TypeError, ValueError):
+        return None
+    if values.ndim != 1 or values.dtype.kind not in "iuf":
+        return None
+    return values.astype(np.float64, copy=False).reshape(-1, 2)
+
+
 def _read_timestamps(word_timestamps: Any, batch: int) -> tuple[list[bool], np.ndarray, np.ndarray]:
     """Whether each sample has timestamps, the count per sample and all spans concatenated (seconds)."""
     if isinstance(word_timestamps, (str, bytes, Mapping)) or not hasattr(word_timestamps, "__len__"):
@@ -122,15 +146,10 @@ def _read_timestamps(word_timestamps: Any, batch: int) -> tuple[list[bool], np.n
     if len(samples) != batch:
         raise ValueError(f"`word_timestamps` has {len(samples)} samples but the batch has {batch}")
     timed = [sample is not None for sample in samples]
-    try:  # Fast path: every sample a list of (start, end) pairs of numbers.
-        flat = [entry for sample in samples if sample is not None for entry in sample]
-        spans = np.array(flat) if flat else np.zeros((0, 2))
-        fast = spans.ndim == 2 and spans.shape[1] == 2 and spans.dtype.kind in "iuf"
-    except (TypeError, ValueError):
-        fast = False
-    if fast:
+    spans = _plain_spans(samples)
+    if spans is not None:
         counts = np.array([len(sample) if sample is not None else 0 for sample in samples], dtype=np.int64)
-        return timed, counts, spans.astype(np.float64, copy=False)
+        return timed, counts, spans
     per_sample = [_sample_spans(sample, i) if sample is not None else np.zeros((0, 2)) for i, sample in enumerate(samples)]
     counts = np.array([len(spans) for spans in per_sample], dtype=np.int64)
     return timed, counts, np.concatenate(per_sample)
@@ -178,13 +197,15 @@ class WordLayout:
         self.word_sample = np.repeat(np.arange(batch), word_counts)
         self.word_offsets = np.cumsum(word_counts) - word_counts
         self.token_words = np.where(token_words >= 0, token_words + self.word_offsets[:, None], -1)
-        self.proportional = ~np.asarray(timed, dtype=bool)[self.word_sample]
-        self.has_timestamps = bool(any(timed))
-        self.spans = np.zeros((len(self.word_sample), 2))
-        if self.has_timestamps:
-            self.spans[~self.proportional] = self._checked(timed_spans, self.word_sample[~self.proportional])
-        if self.proportional.any():
-            self.spans[self.proportional] = self._fractions(word_counts)[self.proportional]
+        self.has_timestamps = any(timed)
+        if all(timed):  # the usual case: the timestamps are the spans
+            self.proportional = np.zeros(len(self.word_sample), dtype=bool)
+            self.spans = self._checked(timed_spans, self.word_sample)
+        else:
+            self.proportional = ~np.asarray(timed, dtype=bool)[self.word_sample]
+            self.spans = self._fractions(word_counts)
+            if self.has_timestamps:
+                self.spans[~self.proportional] = self._checked(timed_spans, self.word_sample[~self.proportional])
 
     def describe_word(self, word: int) -> str:
         """`word_timestamps[i]` and the word (global index `word`) as an error names them."""
@@ -276,16 +297,17 @@ def range_sums(clips: Sequence[np.ndarray], low: np.ndarray, high: np.ndarray) -
     if len(low) == 0 or np.all(low[1:] >= high[:-1]):
         starts = np.empty(2 * len(low) + 1, dtype=np.int64)
         starts[0], starts[1::2], starts[2::2] = 0, low, high
-        sums = torch.nn.functional.embedding_bag(torch.arange(count), frames, torch.from_numpy(starts), mode="sum")
-        return sums[1::2].numpy(), bool(torch.isfinite(sums.sum()))
+        sums = torch.nn.functional.embedding_bag(torch.from_numpy(np.arange(count)), frames, torch.from_numpy(starts),
+                                                 mode="sum").numpy()
+        return sums[1::2], bool(np.isfinite(sums.sum()))
     sizes = high - low
     starts = np.cumsum(sizes) - sizes
     inside = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts - low, sizes)
     coverage = np.cumsum(np.bincount(low, minlength=count + 1) - np.bincount(high, minlength=count + 1))[:count]
     outside = np.flatnonzero(coverage == 0)
     sums = torch.nn.functional.embedding_bag(torch.from_numpy(np.concatenate([inside, outside])), frames,
-                                             torch.from_numpy(np.append(starts, len(inside))), mode="sum")
-    return sums[:-1].numpy(), bool(torch.isfinite(sums.sum()))
+                                             torch.from_numpy(np.append(starts, len(inside))), mode="sum").numpy()
+    return sums[:-1], bool(np.isfinite(sums.sum()))
 
 
 def segment_means(frames: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -337,7 +359,8 @@ def align_to_tokens(samples: Sequence[Optional[np.ndarray]], layout: WordLayout,
     row_of_word = np.full(len(word_frames) + 1, len(usable))
     row_of_word[usable] = np.arange(len(usable))
     token_rows = row_of_word[layout.token_words]
-    return table[token_rows], (token_rows < len(usable)).astype(np.int64), finite
+    features = table[token_rows]
+    return features, (token_rows < len(usable)).astype(np.int64), finite
 
 __all__ = ["CLIP_END_TOLERANCE_SECONDS", "WordLayout", "align_to_tokens", "frame_ranges_of_spans", "range_sums",
            "sample_error", "segment_means", "token_word_ids"]
