@@ -4,14 +4,17 @@
 A synthetic corpus with a fixed seed stands in for CMU-MOSEI: 22,856 utterances of about 20 words and
 about 7 seconds, 64-d acoustic frames at 100 fps and 64-d visual frames at 30 fps, and word timestamps.
 The processor's vectorised path (`UniMSEProcessor.__call__(text, acoustic=, visual=, word_timestamps=)`,
-i.e. tokenization + `UniMSEFeatureExtractor._align`, which aligns a whole batch in one pass: one
-frame -> word map and one `index_add_` per modality) aligns the whole corpus in batches of 32. The baseline is a straightforward per-word Python loop written here: for each
-word, loop over the frames of its span, add those whose centre lies in [start, end), divide; then copy
-each word's mean to its tokens. Both produce the same token features (checked on every compared batch).
+i.e. tokenization + `UniMSEFeatureExtractor._align`, which aligns a whole batch at once: the clips of a
+modality concatenated and every word's frames summed by one `embedding_bag` call) aligns the whole
+corpus in batches of 32. The baselines are per-word Python loops written here: for each word, loop over
+the frames of the clip (the straightforward loop) or of the word's span (the stronger one), add those
+whose centre lies in [start, end), divide; then copy each word's mean to its tokens. All produce the same
+token features (checked on every compared batch).
 
-The loop is too slow to run over the whole corpus inside the benchmark's time budget, so every
-`--loop-every`-th batch is aligned by both, side by side (rotated order), and the loop's corpus time is
-extrapolated from its per-batch median; the speed-up is the median [IQR] of the per-batch ratios.
+The loops are too slow to run over the whole corpus inside the benchmark's time budget, so every
+`--loop-every`-th batch is aligned by all candidates, side by side (one timed call each, the order
+rotated from batch to batch), and the loops' corpus time is extrapolated from their mean per batch; a
+speed-up is the median [IQR] of the per-batch ratios of CPU times.
 
 Usage::
 
@@ -147,7 +150,8 @@ def profile_alignment(extractor, batch: "CorpusBatch", token_word_ids: np.ndarra
     table = [[f"`{Path(file).name}:{line}({function})`", calls, f"{own * 100:.1f}", f"{own / total:.0%}"]
              for (file, line, function), (_, calls, own, _, _) in ranked]
     return [f"cProfile (CPU-time clock) of today's `_align` (both modalities, one batch of {len(batch.texts)}, 10 calls; "
-            f"{total * 100:.1f} ms CPU per call in total, profiling overhead included):", "",
+            f"{total * 100:.1f} ms CPU per call in total, profiling overhead included; numpy's array functions "
+            "such as `np.concatenate` and ufuncs are not listed: their time is their caller's own time):", "",
             *markdown_table(["function", "calls", "own ms per call", "share"], table)]
 
 
@@ -301,16 +305,25 @@ def main() -> int:
              "with a float64 `np.cumsum` along axis 0 and measured 1.8x against the straightforward loop; "
              "`np.add.reduceat` segment sums gave 5.6x; aligning the whole batch at once with a concatenated copy "
              "of the clips, a `searchsorted` frame -> word map, one `index_add_` per modality and a separate "
-             "finiteness pass gave 13.3x (commit 7fa97f4, on this machine at load 1.1). Today's code "
-             "(`unimse_hf/alignment_unimse.py`) reads every frame once: the frame axis is split into alternating "
-             "gaps and word spans and one `index_add_` per clip adds each frame to its segment, without "
-             "concatenating the clips; the finiteness check is read off those sums (gaps included); the timestamps "
-             "are checked by one combined comparison and diagnosed only when it fails. A sparse CSR product "
-             "(`torch.sparse_csr_tensor(...) @ frames`) for the segment sums measured the same as `index_add_` "
-             "end to end and was dropped (beta API). What is left, per the profile above, is the `index_add_` "
-             "pass itself (memory-bound) and a few dozen small numpy calls per batch and modality (reading the "
-             "timestamps from Python lists, the frame ranges, the token gather). On a loaded machine the "
-             "memory-bound vectorised path slows down more than the Python loop, so the ratio falls with the "
+             "finiteness pass gave 13.3x (commit 7fa97f4, load 1.1); one `index_add_` per clip over alternating "
+             "gap and word segments, without the copy, gave 13.9x (commit 4e06e4b, load 1.0). `index_add_` costs "
+             "about 40 ns per frame whatever the data (one kernel call per row). Today's code "
+             "(`unimse_hf/alignment_unimse.py`) sums the frames with one `torch.nn.functional.embedding_bag"
+             "(mode=\"sum\")` over the concatenated clips, the gaps and word spans being alternating bags of the "
+             "indices 0 .. frames - 1: about 7 ns per frame and bit-identical to `index_add_` (both add the "
+             "frames in order in float32), at the price of copying the clips once. The finiteness check reads the "
+             "total of the bag sums (gaps included, one reduction); timestamps in the usual form (lists of pairs of "
+             "floats) are read without numpy's shape discovery; the frame ranges, the division and the token "
+             "gather take fewer numpy calls. Measured side by side and dropped (no gain, or slower): one "
+             "`embedding_bag` per clip (no copy, but about 14 us per call), the copy in cache-sized groups of "
+             "clips, `torch.cat` for the copy, int32 indices, `np.take` for the gather; and for the sums "
+             "`torch.segment_reduce` (3.9 ms per acoustic batch), `np.add.reduceat` and `cumsum` along the frame "
+             "axis in float32 or float64 (7 to 23 ms), 0/1 matrices times chunks of frames by `torch.bmm` (2.6 ms), "
+             "`scatter_add_` (as slow as `index_add_`). What is left, per the profile above: the copy and the "
+             "`embedding_bag` pass (memory-bound, together about the one-pass floor), and about a hundred small "
+             "numpy calls per batch (reading the timestamps from Python objects, the checks, the frame ranges, "
+             "the gather), each slower on its first use after a loop has evicted the caches. On a loaded machine "
+             "the memory-bound vectorised path slows down more than the Python loop, so the ratio falls with the "
              "load: compare runs only at similar load averages (stated above)."]
     path = write_result("alignment", "Alignment of frames to tokens (MOSEI-sized corpus)", body,
                         started_at=started, machine=machine)

@@ -283,7 +283,7 @@ def frame_ranges_of_spans(spans: np.ndarray, frame_counts: np.ndarray) -> tuple[
 def range_sums(clips: Sequence[np.ndarray], low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, bool]:
     """Sums of `frames[low[i]:high[i]]` for every i, and whether every frame (inside a range or not) is finite.
 
-    `frames` is the float32 concatenation of `clips` (`(frames, dim)` arrays), copied once. The sums are
+    `frames` is the float32 concatenation of `clips` (one or more `(frames, dim)` arrays), copied once. The sums are
     one `embedding_bag(mode="sum")` call, torch's segmented row sum: each bag is a list of frame indices,
     summed in order in float32 (as a loop adding the frames one by one would). For the usual sorted,
     disjoint ranges (word spans) the bags are the alternating gaps and ranges of the frame axis, so the
@@ -337,9 +337,8 @@ def align_to_tokens(samples: Sequence[Optional[np.ndarray]], layout: WordLayout,
         raise ValueError(f"`word_timestamps` need `{modality}_frame_rate`; set it on the feature extractor")
     counts = np.array([0 if frames is None else frames.shape[0] for frames in samples], dtype=np.int64)
     word_frames = counts[layout.word_sample]
-    usable = word_frames > 0
     spans = layout.spans * np.where(layout.proportional, word_frames, rate or 1.0)[:, None]
-    late = usable & ~layout.proportional & (layout.spans[:, 1] > word_frames / (rate or 1.0) + CLIP_END_TOLERANCE_SECONDS)
+    late = (word_frames > 0) & ~layout.proportional & (layout.spans[:, 1] > word_frames / (rate or 1.0) + CLIP_END_TOLERANCE_SECONDS)
     if late.any():
         word = int(np.argmax(late))
         sample = int(layout.word_sample[word])
@@ -352,15 +351,16 @@ def align_to_tokens(samples: Sequence[Optional[np.ndarray]], layout: WordLayout,
     low, high = frame_ranges_of_spans(spans[usable], word_frames[usable])
     clip_starts = (np.cumsum(counts) - counts)[layout.word_sample[usable]]
     sums, finite = range_sums(present, low + clip_starts, high + clip_starts) if present else (np.zeros((0, dim), np.float32), True)
-    # One row per usable word (its mean) and a last row of padding; tokens of no word (-1) index that last row.
+    # One row per usable word (its mean) and a last row of padding, which the words without frames and the
+    # tokens of no word (-1: the last entry of row_of_word) point to.
     table = np.empty((len(usable) + 1, dim), dtype=np.float32)
     np.divide(sums, (high - low).astype(np.float32)[:, None], out=table[:-1])
     table[-1] = padding_value
     row_of_word = np.full(len(word_frames) + 1, len(usable))
     row_of_word[usable] = np.arange(len(usable))
     token_rows = row_of_word[layout.token_words]
-    features = table[token_rows]
-    return features, (token_rows < len(usable)).astype(np.int64), finite
+    return table[token_rows], (token_rows < len(usable)).astype(np.int64), finite
+
 
 __all__ = ["CLIP_END_TOLERANCE_SECONDS", "WordLayout", "align_to_tokens", "frame_ranges_of_spans", "range_sums",
            "sample_error", "segment_means", "token_word_ids"]
