@@ -314,17 +314,21 @@ def main() -> int:
              "frames in order in float32), at the price of copying the clips once. The finiteness check reads the "
              "total of the bag sums (gaps included, one reduction); timestamps in the usual form (lists of pairs of "
              "floats) are read without numpy's shape discovery; the frame ranges, the division and the token "
-             "gather take fewer numpy calls. Measured side by side and dropped (no gain, or slower): one "
-             "`embedding_bag` per clip (no copy, but about 14 us per call), the copy in cache-sized groups of "
-             "clips, `torch.cat` for the copy, int32 indices, `np.take` for the gather; and for the sums "
+             "gather take fewer numpy calls. Measured side by side (each call right after a loop, as here) and "
+             "dropped: one `embedding_bag` per clip (no copy, but about 14 us per call: 25 % slower end to end), the "
+             "copy and sum in groups of 2000 to 4000 frames that fit the L2 cache (10 to 20 % slower), `torch.cat` "
+             "for the copy, int32 indices, `np.take` for the gather (no difference); and for the sums "
              "`torch.segment_reduce` (3.9 ms per acoustic batch), `np.add.reduceat` and `cumsum` along the frame "
              "axis in float32 or float64 (7 to 23 ms), 0/1 matrices times chunks of frames by `torch.bmm` (2.6 ms), "
-             "`scatter_add_` (as slow as `index_add_`). What is left, per the profile above: the copy and the "
-             "`embedding_bag` pass (memory-bound, together about the one-pass floor), and about a hundred small "
-             "numpy calls per batch (reading the timestamps from Python objects, the checks, the frame ranges, "
-             "the gather), each slower on its first use after a loop has evicted the caches. On a loaded machine "
-             "the memory-bound vectorised path slows down more than the Python loop, so the ratio falls with the "
-             "load: compare runs only at similar load averages (stated above)."]
+             "`scatter_add_` (as slow as `index_add_`). What is left (measured right after a loop at load 2 to 3, "
+             "outside this script): the copy and the `embedding_bag` pass, memory-bound, take about 2.8 ms of "
+             "about 4.4 ms per batch (for the acoustic clips 2.2 ms, against 1.3 ms for one numpy sum per clip), "
+             "and about a hundred small numpy calls the remaining 1.6 ms (reading the timestamps from Python "
+             "objects, the checks, the frame ranges, the gather), each slower on its first use after a loop has "
+             "evicted the caches; the profile above is of warm repeated calls. The memory-bound vectorised path "
+             "and the Python loop do not slow down alike when other jobs share the machine, so the ratio moves "
+             "with the load and from run to run (two full runs of today's code at load 2.6 and 2.8: 19.0x and "
+             "20.4x): compare runs only at similar load averages (stated above)."]
     path = write_result("alignment", "Alignment of frames to tokens (MOSEI-sized corpus)", body,
                         started_at=started, machine=machine)
     print(f"wrote {path}")
