@@ -3,7 +3,7 @@
 """The main job, sized for 2 CPU cores: real MOSI + MOSEI + MELD transcripts, a small UniMSE trained from scratch,
 evaluated on the full test splits beside honest baselines, with an evaluation report and a complete checkpoint.
 
-    python examples/demo.py [--output_dir demo_output] [--max_steps 1500]
+    python examples/demo.py [--output_dir demo_output] [--max_steps 800]
 
 Steps:
 
@@ -15,11 +15,15 @@ Steps:
 2. Baselines on the same training rows: mean score / majority class, TF-IDF + ridge / logistic regression.
 3. Model: UniMSE with 2+2 T5 blocks of width 128 (no pretrained T5 can be downloaded), its token embeddings
    warm-started from all-MiniLM-L6-v2's word-piece embeddings (`warm_start_token_embeddings`: each T5 piece gets
-   the MiniLM vector of the same sub-word, projected to 128 dimensions by PCA) and kept frozen; every T5 block
-   trains (`trainable_t5_blocks=[0, 1]`). Text only: no acoustic/visual features ship with these corpora, so the
-   contrastive terms are off.
-4. `UniMSETrainer` with `optimizer_recipe="hf"` (AdamW, warmup, linear decay), targets with one score decimal,
-   then generation with the label grammar on the validation and full test splits.
+   the MiniLM vector of the same sub-word, projected to 128 dimensions by PCA); everything trains (every block,
+   and the embeddings with `trainable_token_embeddings`, since T5 ties them to the LM head), no dropout, PMF
+   adapters initialised as the identity. Text only: no acoustic/visual features ship with these corpora, so the
+   text-acoustic/visual InfoNCE terms are off; the label-aware contrastive term (`cl_label_weight=1`, rows of the
+   same polarity are positives) is on: without it the decoder predicted one label for every input for the first
+   400+ steps of every run tried (see the README).
+4. `UniMSETrainer` with `optimizer_recipe="hf"` (AdamW 3e-3, warmup, linear decay, batches of 32 rows of
+   similar length), targets with one score decimal, then generation with the label grammar on the validation and
+   full test splits.
 5. `evaluation_report.md` + figures and the checkpoint (weights, code, processor, pipeline, model card linking
    the report) in `OUTPUT_DIR/model`, and a table of UniMSE beside the baselines.
 """
@@ -52,9 +56,13 @@ from unimse_hf.trainer_unimse import UniMSETrainer, UniMSETrainingArguments  # n
 from unimse_hf.universal_labels import SentenceEncoder, complete_universal_labels  # noqa: E402
 
 CORPORA = {"mosi": "data/mosi/label.csv", "mosei": "data/mosei/label.csv", "meld": "data/meld"}
-DEMO_CONFIG = dict(d_model=128, d_kv=32, d_ff=512, num_layers=2, num_heads=4, dropout_rate=0.1,
-                   modality_hidden=16, modality_out=16, pmf_bottleneck=16, cl_enabled=False, trainable_t5_blocks=[0, 1])
+DEMO_CONFIG = dict(d_model=128, d_kv=32, d_ff=512, num_layers=2, num_heads=4, dropout_rate=0.0,
+                   modality_hidden=16, modality_out=16, pmf_bottleneck=16, pmf_identity_init=True,
+                   cl_enabled=True, cl_weight_ta=0.0, cl_weight_tv=0.0, cl_label_weight=1.0,
+                   trainable_t5_blocks=[0, 1], trainable_token_embeddings=True)
+CONTRASTIVE_LABEL_COLUMN = "polarity"  # rows sharing a polarity are the label-aware term's positives
 SCORE_DECIMALS = 1
+BATCH_SIZE = 32
 EXAMPLE_SENTENCES = {
     "positive": ["this movie was wonderful, i loved every minute of it", "the acting is great and the story is beautiful"],
     "negative": ["this was the worst film i have ever seen", "i hated it, boring and stupid and a waste of time"],
@@ -154,11 +162,11 @@ def warm_start_token_embeddings(model: UniMSEForConditionalGeneration, tokenizer
 
 
 def build_model(processor: UniMSEProcessor, encoder_dir: str, seed: int) -> tuple[UniMSEForConditionalGeneration, float]:
-    """The demo's UniMSE: random T5 blocks, MiniLM-initialised frozen embeddings, every block trainable."""
+    """The demo's UniMSE: random T5 blocks, MiniLM-initialised token embeddings, everything trainable."""
     torch.manual_seed(seed)
     model = UniMSEForConditionalGeneration(UniMSEConfig(**DEMO_CONFIG, vocab_size=len(processor.tokenizer)))
     matched = warm_start_token_embeddings(model, processor.tokenizer, encoder_dir)
-    model.freeze_for_fine_tuning()  # the embedding (and the LM head tied to it) stays as MiniLM gave it
+    model.freeze_for_fine_tuning()  # with trainable_token_embeddings and every block listed, nothing is frozen
     return model, matched
 
 
@@ -172,14 +180,32 @@ def training_arguments(model_dir: Path, max_steps: int, seed: int) -> UniMSETrai
     except ImportError:
         report_to = ["none"]
     return UniMSETrainingArguments(
-        output_dir=str(model_dir), max_steps=max_steps, per_device_train_batch_size=32, per_device_eval_batch_size=128,
+        output_dir=str(model_dir), max_steps=max_steps, per_device_train_batch_size=BATCH_SIZE, per_device_eval_batch_size=128,
         optimizer_recipe="hf", t5_learning_rate=3e-3, fusion_learning_rate=3e-3, weight_decay=0.01,
         warmup_steps=min(100, max_steps // 10), lr_scheduler_type="linear", max_grad_norm=1.0,
         logging_steps=max(1, min(50, max_steps // 10)),
         save_strategy="no",
+        train_sampling_strategy="sequential",  # the training rows come pre-ordered by `length_grouped_order`
         report_to=report_to, use_cpu=True, seed=seed,
         generation_max_new_tokens=32, dataloader_num_workers=0,
     )
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[int]:
+    """A shuffled order of the rows in which each run of `batch_size` rows has similar lengths (less padding).
+
+    The rows are shuffled, cut into chunks of 50 batches, each chunk is sorted by length and cut into batches, and
+    the batches are shuffled; every row appears exactly once. (The Trainer's `group_by_length` sampler would also
+    reorder evaluation, so the demo orders its training rows itself and trains with the sequential sampler.)
+    """
+    generator = np.random.default_rng(seed)
+    order = generator.permutation(len(lengths))
+    chunk = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), chunk):
+        rows = sorted(order[start:start + chunk].tolist(), key=lambda row: lengths[row])
+        batches += [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    return [row for index in generator.permutation(len(batches)) for row in batches[index]]
 
 
 def example_predictions(model: UniMSEForConditionalGeneration, processor: UniMSEProcessor) -> list[dict[str, Any]]:
@@ -211,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     """Run the main job; return the test metrics."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="demo_output")
-    parser.add_argument("--max_steps", type=int, default=1500)
+    parser.add_argument("--max_steps", type=int, default=800)
     parser.add_argument("--seed", type=int, default=1111)
     parser.add_argument("--max_rows", type=int, help="keep the first N rows of every split (smoke runs; default: all)")
     args = parser.parse_args(argv)
@@ -240,9 +266,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"parameters; {matched:.1%} of the T5 pieces warm-started from MiniLM) for {args.max_steps} steps")
     splits = {split: train_unimse.concatenate_corpora([p[split] for p in prepared.values()])
               for split in ("train", "validation", "test")}
+    train = splits["train"].select(length_grouped_order([len(text) for text in splits["train"]["text"]],
+                                                        batch_size=BATCH_SIZE, seed=args.seed))
     trainer = UniMSETrainer(model=model, args=training_arguments(model_dir, args.max_steps, args.seed),
-                            train_dataset=splits["train"], processing_class=processor,
-                            data_collator=UniMSEDataCollator(processor))
+                            train_dataset=train, processing_class=processor,
+                            data_collator=UniMSEDataCollator(processor, contrastive_label_column=CONTRASTIVE_LABEL_COLUMN))
     trainer.train()
     trainer.save_model()
 
@@ -260,7 +288,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model_dir, results, predictions, log_history=trainer.state.log_history, baselines=baselines,
         title="UniMSE demo: evaluation report",
         notes=[f"Small UniMSE trained from scratch for {args.max_steps} steps by `make demo` (examples/demo.py), "
-               "text only, MiniLM-initialised frozen token embeddings; "
+               "text only, MiniLM-initialised token embeddings, label-aware contrastive term on polarity; "
                + ("full test splits." if args.max_rows is None else f"the first {args.max_rows} rows of each split.")],
     )
     link_report_from_model_card(model_dir, report)

@@ -208,6 +208,14 @@ def test_freeze_for_fine_tuning_trains_fusion_and_chosen_blocks_only():
     assert "acoustic_encoder.rnn.weight_ih_l0" in trainable and "encoder_fusion.0.out_proj.weight" in trainable
 
 
+
+def test_trainable_token_embeddings_also_train_the_tied_embedding_and_lm_head():
+    model = tiny_model(trainable_t5_blocks=[0], trainable_token_embeddings=True)
+    model.freeze_for_fine_tuning()
+    assert model.shared.weight.requires_grad and model.lm_head.weight is model.shared.weight
+    assert "shared.weight" in model.trainable_t5_parameter_names()
+    assert not model.encoder.final_layer_norm.weight.requires_grad
+
 def test_a_deep_copy_fuses_with_its_own_adapters():
     import copy
 

@@ -113,6 +113,10 @@ class UniMSEConfig(T5Config):
     trainable_t5_blocks (`list[int]`, *optional*):
         Indices of the T5 blocks (encoder and decoder) that `freeze_for_fine_tuning` leaves trainable with
         the fusion modules. `None` means the last two blocks (10 and 11 for t5-base, as in the paper).
+    trainable_token_embeddings (`bool`, defaults to `False`):
+        `freeze_for_fine_tuning` also leaves the shared token embedding trainable (in T5 it is tied to the encoder
+        and decoder inputs and to the LM head). Off in the paper's fine-tuning of a pretrained T5; on when the
+        backbone is trained from scratch, as in `make demo`.
     """
 
     model_type = "unimse"
@@ -151,6 +155,7 @@ class UniMSEConfig(T5Config):
     cl_permute_modality_sequences: bool = False
     freeze_cl_projections: bool = False
     trainable_t5_blocks: list[int] | None = None
+    trainable_token_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
         # `task_prefix` was a config field before the processor became its single source; old config.json

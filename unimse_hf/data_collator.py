@@ -26,7 +26,7 @@ class UniMSEDataCollator:
         contrastive_label_column (`str`, *optional*):
             A column whose value is the label key of the label-aware contrastive term (for instance
             `"polarity"`). When set, the batch carries `contrastive_label_ids` (rows with the same key share an
-            id); the trainer consumes them and never passes them to the model.
+            id), which the model's label-aware contrastive term (`cl_label_weight`) reads; generation ignores them.
         use_word_timestamps (`bool`, defaults to `False`):
             Token-align the frames with the rows' `word_timestamps` (`{"word", "start", "end"}` per word of
             `text`, read by `alignment_unimse`). Rows that read `context` (ERC: the timestamps describe the

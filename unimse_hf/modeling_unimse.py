@@ -436,9 +436,11 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         return [name for name, _ in self.named_parameters() if name.startswith(_FUSION_PREFIXES)]
 
     def trainable_t5_parameter_names(self) -> list[str]:
-        """Names of the T5 parameters in `config.trainable_t5_blocks` of the encoder and decoder."""
+        """Names of the T5 parameters in `config.trainable_t5_blocks` of the encoder and decoder, plus the shared
+        token embedding when `config.trainable_token_embeddings`."""
         prefixes = tuple(f"{stack}.block.{i}." for stack in ("encoder", "decoder") for i in self.config.trainable_t5_blocks)
-        return [name for name, _ in self.named_parameters() if name.startswith(prefixes)]
+        embedding = "shared.weight" if self.config.trainable_token_embeddings else None
+        return [name for name, _ in self.named_parameters() if name.startswith(prefixes) or name == embedding]
 
     def freeze_for_fine_tuning(self) -> None:
         """Train only the fusion modules and `trainable_t5_blocks`, freezing every other T5 weight (the paper's
