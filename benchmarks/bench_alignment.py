@@ -328,7 +328,7 @@ def main() -> int:
              "evicted the caches; the profile above is of warm repeated calls. The memory-bound vectorised path "
              "and the Python loop do not slow down alike when other jobs share the machine, so the ratio moves "
              "with the load and from run to run (full runs of today's code starting at loads 1.3 to 2.8 gave 16.9x "
-             "to 20.4x): compare runs only at similar load averages (stated above)."]
+             "to 20.9x): compare runs only at similar load averages (stated above)."]
     path = write_result("alignment", "Alignment of frames to tokens (MOSEI-sized corpus)", body,
                         started_at=started, machine=machine)
     print(f"wrote {path}")
