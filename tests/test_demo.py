@@ -114,3 +114,14 @@ def test_tensorboard_logging_writes_every_loss_part(tmp_path):
     tags = set(accumulator.Tags()["scalars"])
     assert {"train/loss", "train/lm_loss"} <= tags, tags
     assert [event.step for event in accumulator.Scalars("train/lm_loss")] == [2, 4]
+
+
+def test_length_grouped_order_yields_every_row_once_in_batches_of_similar_length():
+    lengths = [int(n) for n in np.random.default_rng(0).integers(1, 500, size=1000)]
+    order = demo.length_grouped_order(lengths, batch_size=10, seed=3)
+    assert sorted(order) == list(range(1000))
+    spread = [max(lengths[i] for i in order[k:k + 10]) - min(lengths[i] for i in order[k:k + 10])
+              for k in range(0, 1000, 10)]
+    random_spread = [max(lengths[k:k + 10]) - min(lengths[k:k + 10]) for k in range(0, 1000, 10)]
+    assert np.mean(spread) < np.mean(random_spread) / 5
+    assert order != sorted(order, key=lambda i: lengths[i])  # shuffled, not one long sort
