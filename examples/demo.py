@@ -3,7 +3,7 @@
 """The main job, sized for 2 CPU cores: real MOSI + MOSEI + MELD transcripts, a small UniMSE trained from scratch,
 evaluated on the full test splits beside honest baselines, with an evaluation report and a complete checkpoint.
 
-    python examples/demo.py [--output_dir demo_output] [--max_steps 800]
+    python examples/demo.py [--output_dir demo_output] [--max_steps 1600]
 
 Steps:
 
@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     """Run the main job; return the test metrics."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="demo_output")
-    parser.add_argument("--max_steps", type=int, default=800)
+    parser.add_argument("--max_steps", type=int, default=1600,
+                        help="training steps (default 1600: about two passes over the 27,544 training rows)")
     parser.add_argument("--seed", type=int, default=1111)
     parser.add_argument("--max_rows", type=int, help="keep the first N rows of every split (smoke runs; default: all)")
     args = parser.parse_args(argv)
