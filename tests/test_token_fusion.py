@@ -76,7 +76,10 @@ def token_aligned_batches(samples, batch_size: int) -> list[tuple[dict[str, torc
 
 WORD_LOCKED_MODEL = dict(num_layers=1, num_decoder_layers=1, cl_enabled=False)
 """The tiny model of the word-locked task: 1+1 blocks (the rest as `TINY`), InfoNCE off (nothing to align)."""
-STEPS, BATCH_SIZE, LEARNING_RATE = 120, 128, 1e-2
+STEPS, BATCH_SIZE, LEARNING_RATE = 200, 128, 1e-2
+"""Training budget of the word-locked task. At 120 steps the token-level model reached the 0.90 bar on one host
+(AMD EPYC) but 0.75 on another (Intel Xeon: different float round-off, same seed); at 200 it reaches 1.0 there
+while utterance-level fusion stays at 0.57."""
 
 
 @pytest.fixture(scope="module")
