@@ -285,7 +285,7 @@ def main() -> int:
         "Greedy generation of the universal label as `processor.generation_kwargs()` decodes (label grammar on), "
         "KV cache on in every candidate: `model.generate` (torch fp32), `quantize_model(model, 'int8')` (torch dynamic "
         "int8 of every `nn.Linear`), and `UniMSEOnnxPredictor` on the graphs of `python -m unimse_hf.export_onnx "
-        "--int8` (ORT fp32; ORT int8 = `onnxruntime.quantization.quantize_dynamic` of the MatMul/Gemm weights). "
+        "--int8` (ORT fp32; ORT int8 = `onnxruntime.quantization.quantize_dynamic` of the weight MatMul/Gemm nodes except the LM head, which stays fp32). "
         f"Random weights at t5-small / t5-base dimensions, vocabulary {VOCAB_SIZE}; inputs: ~20-token transcripts "
         f"with 50x64 acoustic and 30x64 visual frames; every call gets `max_new_tokens={args.max_new_tokens}`. "
         "Times: median [IQR] over interleaved rounds (one warm-up round), CPU seconds of the process and wall "

@@ -115,6 +115,21 @@ def test_int8_export_holds_quantised_graphs_that_decode_to_valid_labels(exported
     assert all(label.valid for label in labels)
 
 
+def test_int8_export_keeps_the_lm_head_in_fp32_and_quantises_the_other_projections(exported, model):
+    import onnx
+
+    vocab_size = model.config.vocab_size
+    manifest = json.loads((exported / MANIFEST_NAME).read_text())
+    assert manifest["int8_fp32_nodes"]
+    for role in ("decoder", "decoder_with_past"):
+        graph = onnx.load(str(exported / GRAPH_FILES["int8"][role]), load_external_data=False).graph
+        weights = {init.name: list(init.dims) for init in graph.initializer}
+        float_heads = [node for node in graph.node if node.op_type == "MatMul"
+                       and any(vocab_size in weights.get(name, []) for name in node.input)]
+        assert [node.name for node in float_heads] == manifest["int8_fp32_nodes"], role
+        assert sum(node.op_type == "MatMulInteger" for node in graph.node) >= 2 * model.config.num_decoder_layers, role
+
+
 def test_export_refuses_graphs_that_do_not_reproduce_the_model(checkpoint, tmp_path, monkeypatch):
     traced_forward = export_module.UniMSETraceableModalityEncoder.forward
 

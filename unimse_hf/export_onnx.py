@@ -27,7 +27,8 @@ output at each sample's last valid frame, which is the final hidden state of the
 Before anything is written, the checkpoint is checked (see :func:`check_exportable`). After export, the
 graphs are run on a probe batch and must reproduce PyTorch's encoder outputs and logits; otherwise the
 export fails and the output folder is not created. With ``--int8``, ONNX Runtime's dynamic int8
-quantisation of the MatMul/Gemm weights is written alongside (``*_int8.onnx``).
+quantisation of the MatMul/Gemm weights is written alongside (``*_int8.onnx``); the LM head stays fp32
+(see :func:`quantize_graphs`; the manifest's ``int8_fp32_nodes`` names it).
 """
 
 from __future__ import annotations
@@ -343,13 +344,34 @@ def verify_graphs(model: UniMSEForConditionalGeneration, processor: UniMSEProces
     return worst
 
 
-def quantize_graphs(output_dir: Path) -> None:
-    """Write ONNX Runtime dynamic int8 versions of the fp32 graphs (MatMul/Gemm weights, one scale per tensor)."""
+def output_projection_nodes(graph_path: Path, vocab_size: int) -> list[str]:
+    """The MatMul/Gemm nodes of a graph whose constant weight has a `vocab_size` dimension: the LM head."""
+    import onnx
+
+    graph = onnx.load(str(graph_path), load_external_data=False).graph
+    vocabulary_weights = {init.name for init in graph.initializer if vocab_size in init.dims}
+    return [node.name for node in graph.node
+            if node.op_type in ("MatMul", "Gemm") and vocabulary_weights.intersection(node.input)]
+
+
+def quantize_graphs(output_dir: Path, vocab_size: int) -> list[str]:
+    """Write ONNX Runtime dynamic int8 versions of the fp32 graphs; return the nodes left in fp32.
+
+    Every MatMul/Gemm with a constant weight is quantised (int8 weights, one scale per tensor,
+    activations quantised per call) except the LM head, the projection onto the `vocab_size` logits:
+    one scale for its whole (d_model, vocabulary) weight is what flips most labels of a trained
+    checkpoint (BENCHMARKS.md, *Serving*), and the other layers carry most of the cost.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    kept = []
     for role, name in GRAPH_FILES["fp32"].items():
+        head = output_projection_nodes(output_dir / name, vocab_size)
+        kept += [node for node in head if node not in kept]
         quantize_dynamic(output_dir / name, output_dir / GRAPH_FILES["int8"][role], weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+                         op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=head,
+                         extra_options={"MatMulConstBOnly": True})
+    return kept
 
 
 def export_onnx(model_dir: str | Path, output_dir: str | Path, int8: bool = False) -> Path:
@@ -387,7 +409,7 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, int8: bool = Fals
         config.save_pretrained(staging)
         verify_graphs(model, processor, staging)
         if int8:
-            quantize_graphs(staging)
+            manifest["int8_fp32_nodes"] = quantize_graphs(staging, config.vocab_size)
             manifest["graphs"]["int8"] = GRAPH_FILES["int8"]
             (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if output_dir.exists():
@@ -414,6 +436,6 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["export_onnx", "check_exportable", "export_graphs", "verify_graphs", "quantize_graphs",
+__all__ = ["export_onnx", "check_exportable", "export_graphs", "verify_graphs", "quantize_graphs", "output_projection_nodes",
            "UniMSEOnnxEncoder", "UniMSEOnnxDecoder", "UniMSEOnnxDecoderWithPast", "UniMSETraceableModalityEncoder",
            "traceable_modality_encoders", "cache_names", "GRAPH_FILES", "MANIFEST_NAME"]
