@@ -359,8 +359,8 @@ def quantize_graphs(output_dir: Path, vocab_size: int) -> list[str]:
 
     Every MatMul/Gemm with a constant weight is quantised (int8 weights, one scale per tensor,
     activations quantised per call) except the LM head, the projection onto the `vocab_size` logits:
-    one scale for its whole (d_model, vocabulary) weight is what flips most labels of a trained
-    checkpoint (BENCHMARKS.md, *Serving*), and the other layers carry most of the cost.
+    one scale for its whole (d_model, vocabulary) weight is the coarsest in the model, the label's
+    decisive tokens are read from its logits, and the other layers carry most of the cost.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
