@@ -22,8 +22,10 @@ Steps:
    same polarity are positives) is on: without it the decoder predicted one label for every input for the first
    400+ steps of every run tried (see the README).
 4. `UniMSETrainer` with `optimizer_recipe="hf"` (AdamW 3e-3, warmup, linear decay, batches of 32 rows of
-   similar length), targets with one score decimal, then generation with the label grammar on the validation and
-   full test splits.
+   similar length), targets with one score decimal and the grammar-constrained LM loss (the collator's
+   `grammar_constrained_loss`: each target token's softmax runs over the tokens the label grammar allows there,
+   the choices structured decoding makes), then generation with the label grammar on the validation and full
+   test splits.
 5. `evaluation_report.md` + figures and the checkpoint (weights, code, processor, pipeline, model card linking
    the report) in `OUTPUT_DIR/model`, and a table of UniMSE beside the baselines.
 """
@@ -271,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                                         batch_size=BATCH_SIZE, seed=args.seed))
     trainer = UniMSETrainer(model=model, args=training_arguments(model_dir, args.max_steps, args.seed),
                             train_dataset=train, processing_class=processor,
-                            data_collator=UniMSEDataCollator(processor, contrastive_label_column=CONTRASTIVE_LABEL_COLUMN))
+                            data_collator=UniMSEDataCollator(processor, contrastive_label_column=CONTRASTIVE_LABEL_COLUMN,
+                                                             grammar_constrained_loss=True))
     trainer.train()
     trainer.save_model()
 

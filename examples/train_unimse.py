@@ -100,6 +100,12 @@ class DataArguments:
     use_word_timestamps: bool = field(
         default=False, metadata={"help": "Token-align the frames with the rows' word_timestamps."}
     )
+    grammar_constrained_loss: bool = field(
+        default=False,
+        metadata={"help": "Normalise the LM loss over the tokens the label grammar allows at each target position "
+                          "(the likelihood of structured decoding; skips the full-vocabulary projection). A model "
+                          "trained so must be decoded with the grammar, so --generation_structured False is refused."},
+    )
     push_checkpoints: Optional[str] = field(
         default=None,
         metadata={"help": "Also push every saved checkpoint to --hub_model_id (HubPushCallback): every_save "
@@ -273,6 +279,9 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
         model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
     else:
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if data_args.grammar_constrained_loss and not training_args.generation_structured:
+        raise ValueError("--grammar_constrained_loss trains only the grammar's choices, so evaluation must decode with "
+                         "the grammar: drop --generation_structured False")
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[logging.StreamHandler()])
     log_level = training_args.get_process_log_level()
@@ -299,6 +308,7 @@ def main(argv: Optional[list[str]] = None) -> UniMSETrainer:
         processor,
         contrastive_label_column=data_args.contrastive_label_column if model.config.cl_label_weight > 0 else None,
         use_word_timestamps=data_args.use_word_timestamps,
+        grammar_constrained_loss=data_args.grammar_constrained_loss,
     )
     for split, needed in (("train", training_args.do_train), ("validation", training_args.do_eval),
                           ("test", training_args.do_predict)):

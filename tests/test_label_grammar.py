@@ -365,3 +365,41 @@ def test_generated_scores_respect_the_decimal_limit(tiny_t5, tokenizer, encoder_
     )
     assert all(len(text.split(",")[1].partition(".")[2]) <= 1 for text in texts), texts
     assert all(parse_universal_label(text).valid for text in texts), texts
+
+
+# ---------------------------------------------------------------- candidates for the grammar-constrained loss
+
+
+def teacher_forced_labels(tokenizer: T5Tokenizer, texts: list[str]) -> torch.Tensor:
+    """Target ids as the collator builds them: pieces and EOS, -100 after."""
+    labels = tokenizer(texts, padding=True, return_tensors="pt").input_ids
+    return labels.masked_fill(labels == PAD, -100)
+
+
+def test_label_candidates_are_the_ids_the_processor_allows_after_each_prefix(processor, tokenizer):
+    texts = ["positive,1.8,joy,excited", "negative,-0.25,anger,frustrated", "neutral,0,neutral,neutral"]
+    labels = teacher_forced_labels(tokenizer, texts)
+    candidates = processor.label_candidate_ids(labels)
+    assert candidates.shape[:2] == labels.shape
+    for row, text in enumerate(texts):
+        ids = label_ids(tokenizer, text)
+        for position in range(len(ids) - 1):
+            expected = sorted(processor.allowed_token_ids(ids[:position + 1]))
+            got = sorted(int(i) for i in candidates[row, position] if i >= 0)
+            assert got == expected, (text, position)
+            assert ids[position + 1] in got
+
+
+def test_label_candidates_of_ignored_positions_are_the_pad_id_alone(processor, tokenizer):
+    labels = teacher_forced_labels(tokenizer, ["negative,-0.25,anger,frustrated", "neutral,0,neutral,neutral"])
+    candidates = processor.label_candidate_ids(labels)
+    ignored = candidates[labels == -100]
+    assert ignored.shape[0] > 0
+    assert (ignored[:, 0] == PAD).all() and (ignored[:, 1:] == -1).all()
+
+
+def test_label_candidates_reject_a_target_the_grammar_does_not_accept_naming_row_and_position(processor, tokenizer):
+    labels = teacher_forced_labels(tokenizer, ["positive,1.8,joy,excited", "positive,1.8,joy,excited"])
+    labels[1, 2] = tokenizer.convert_tokens_to_ids("\u2581positive")
+    with pytest.raises(ValueError, match=r"row 1, position 2: token id \d+ is not allowed"):
+        processor.label_candidate_ids(labels)

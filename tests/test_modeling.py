@@ -333,11 +333,52 @@ def test_accumulated_losses_with_num_items_in_batch_sum_to_the_token_weighted_ob
     torch.testing.assert_close(summed, expected)
 
 
+def _candidates(labels: torch.Tensor, width: int = 5, seed: int = 0) -> torch.Tensor:
+    """Per-position candidate ids holding each label plus random others, padded with -1 (ignored positions: pad)."""
+    g = torch.Generator().manual_seed(seed)
+    candidates = torch.randint(1000, 2000, (*labels.shape, width), generator=g)
+    candidates[..., 1] = labels.clamp(min=0)
+    candidates[..., width - 1] = -1
+    candidates[labels == -100] = torch.tensor([0] + [-1] * (width - 1))
+    return candidates
+
+
+def test_grammar_constrained_lm_loss_is_the_cross_entropy_over_each_positions_candidates():
+    model = tiny_model()
+    inputs, labels = _batch(), torch.randint(3, 1000, (3, 4))
+    labels[0, 2:] = -100
+    candidates = _candidates(labels)
+    out = model(**inputs, labels=labels, label_candidate_ids=candidates)
+    full = model(**inputs, labels=labels).logits
+    kept = labels != -100
+    scores = full.gather(-1, candidates.clamp(min=0))[kept][:, :4]  # the last column is padding
+    expected = torch.nn.functional.cross_entropy(scores, torch.ones(int(kept.sum()), dtype=torch.long))
+    torch.testing.assert_close(out.lm_loss, expected)
+    assert out.logits.shape == candidates.shape
+
+
+def test_grammar_constrained_loss_refuses_labels_missing_from_their_candidates():
+    model = tiny_model()
+    labels = torch.randint(3, 1000, (3, 4))
+    candidates = _candidates(labels)
+    candidates[2, 1, 1] = 1999
+    with pytest.raises(ValueError, match=r"labels\[2, 1\].*not among"):
+        model(**_batch(), labels=labels, label_candidate_ids=candidates)
+
+
+def test_grammar_constrained_loss_candidates_without_labels_are_refused():
+    labels = torch.randint(3, 1000, (3, 4))
+    with pytest.raises(ValueError, match="`label_candidate_ids` restricts the LM loss, so it needs `labels`"):
+        tiny_model()(**_batch(), decoder_input_ids=labels, label_candidate_ids=_candidates(labels))
+
+
 def test_generate_ignores_the_training_only_entries_of_a_batch():
     model = tiny_model()
     inputs = _batch()
     plain = model.generate(**inputs, max_new_tokens=4)
-    batch = dict(inputs, labels=torch.randint(3, 1000, (3, 4)), contrastive_label_ids=torch.tensor([0, 1, 0]))
+    labels = torch.randint(3, 1000, (3, 4))
+    batch = dict(inputs, labels=labels, contrastive_label_ids=torch.tensor([0, 1, 0]),
+                 label_candidate_ids=_candidates(labels))
     assert torch.equal(model.generate(**batch, max_new_tokens=4), plain)
 
 

@@ -202,3 +202,17 @@ def test_collator_aligns_rows_with_their_word_timestamp_mappings():
            "target": "positive,1.0,joy,excited"}
     batch = UniMSEDataCollator(tiny_processor(), use_word_timestamps=True)([row])
     assert batch["acoustic_features"][0, 7:11, 0].tolist() == [1.5, 1.5, 4.0, 7.0]
+
+
+def test_collator_with_grammar_constrained_loss_adds_each_target_positions_grammar_candidates():
+    from unimse_hf.data_collator import UniMSEDataCollator
+
+    rows = [{"id": "a", "text": "it was good", "target": "positive,1.5,joy,excited"},
+            {"id": "b", "text": "it was bad", "target": "negative,-2.25,anger,frustrated"}]
+    plain = UniMSEDataCollator(tiny_processor())(rows)
+    batch = UniMSEDataCollator(tiny_processor(), grammar_constrained_loss=True)(rows)
+    assert "label_candidate_ids" not in plain
+    expected = tiny_processor().label_constraint().label_candidate_ids(batch["labels"])
+    assert torch.equal(batch["label_candidate_ids"], expected)
+    kept = batch["labels"] != -100
+    assert (batch["label_candidate_ids"] == batch["labels"].unsqueeze(-1)).any(-1)[kept].all()

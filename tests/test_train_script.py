@@ -132,6 +132,24 @@ def test_training_starts_from_a_t5_checkpoint_with_its_weights(dataset_dir, tmp_
     assert torch.equal(model.shared.weight, t5.shared.weight)
 
 
+def test_grammar_constrained_loss_gives_the_model_each_target_positions_grammar_candidates(dataset_dir, tmp_path):
+    trainer = train_unimse.main(["--tiny", "--do_train", "--max_steps", "2", "--save_strategy", "no",
+                                 "--grammar_constrained_loss", "true", *common_argv(dataset_dir, tmp_path / "run")])
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["label_candidate_ids"].shape[:2] == batch["labels"].shape
+    logged = [entry["lm_loss"] for entry in trainer.state.log_history if "lm_loss" in entry]
+    assert len(logged) == 2 and all(np.isfinite(logged))
+    with torch.no_grad():
+        out = trainer.model(**{k: v.to(trainer.model.device) for k, v in batch.items()})
+    assert out.logits.shape == batch["label_candidate_ids"].shape  # the loss was taken over the candidates
+
+
+def test_grammar_constrained_loss_refuses_unstructured_evaluation(dataset_dir, tmp_path):
+    with pytest.raises(ValueError, match="--grammar_constrained_loss.*--generation_structured False"):
+        train_unimse.main(["--tiny", "--do_train", "--max_steps", "1", "--grammar_constrained_loss", "true",
+                           "--generation_structured", "false", *common_argv(dataset_dir, tmp_path / "run")])
+
+
 def test_config_overrides_parse_json_values_and_lists():
     parsed = train_unimse.parse_config_overrides("cl_weight_ta=0.3,trainable_t5_blocks=[10, 11],missing_modality=learned")
     assert parsed == {"cl_weight_ta": 0.3, "trainable_t5_blocks": [10, 11], "missing_modality": "learned"}

@@ -34,6 +34,10 @@ class UniMSEDataCollator:
             proportion to their length; timestamps of a row reading `text` that do not number its words are
             an error naming the row id, never a silent fallback. Needs the frame rates on the processor's
             feature extractor. `False` gives frame-level sequences, as the official LSTM encoders read them.
+        grammar_constrained_loss (`bool`, defaults to `False`):
+            Add `label_candidate_ids`, the ids the label grammar allows at each target position
+            (`UniversalLabelLogitsProcessor.label_candidate_ids` at the processor's `score_decimals`): the model's
+            LM term then normalises over those choices only, the likelihood of structured decoding.
 
     Errors about one row (wrong feature width, NaN frames, bad timestamps or target) name its `id`.
     """
@@ -43,13 +47,18 @@ class UniMSEDataCollator:
         processor: UniMSEProcessor,
         contrastive_label_column: Optional[str] = None,
         use_word_timestamps: bool = False,
+        grammar_constrained_loss: bool = False,
     ) -> None:
+        if not isinstance(grammar_constrained_loss, bool):
+            raise TypeError(f"`grammar_constrained_loss` must be a bool, got {type(grammar_constrained_loss).__name__}")
         self.processor = processor
         self.contrastive_label_column = contrastive_label_column
         self.use_word_timestamps = use_word_timestamps
+        self.grammar_constrained_loss = grammar_constrained_loss
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        """Build `input_ids`, `attention_mask`, the modality inputs, `labels` and `contrastive_label_ids`."""
+        """Build `input_ids`, `attention_mask`, the modality inputs, `labels`, `contrastive_label_ids` and
+        `label_candidate_ids` (the last two when configured)."""
         if len(rows) == 0:
             raise ValueError("UniMSEDataCollator received an empty list of rows")
         texts = [model_input_text(row) for row in rows]
@@ -80,6 +89,8 @@ class UniMSEDataCollator:
         features = dict(batch)
         if self.contrastive_label_column is not None:
             features["contrastive_label_ids"] = contrastive_label_ids(rows, self.contrastive_label_column)
+        if self.grammar_constrained_loss and "labels" in features:
+            features["label_candidate_ids"] = self.processor.label_constraint().label_candidate_ids(features["labels"])
         return features
 
 

@@ -335,6 +335,43 @@ class UniversalLabelLogitsProcessor(LogitsProcessor):
         row = torch.as_tensor(input_ids, dtype=torch.long).reshape(1, -1)
         return list(self.allowed_ids_per_state[int(self.states(row)[0])])
 
+    def label_candidate_ids(self, labels: torch.LongTensor) -> torch.LongTensor:
+        """Return, for every position of teacher-forced `labels` `(rows, length)` (-100 = ignored), the ids this
+        processor allows there given the labels before it: `(rows, length, width)`, padded with -1.
+
+        These are the choices structured decoding makes, so a cross-entropy over them is the likelihood of the
+        constrained decoder (the model's `label_candidate_ids`). An ignored position gets the single candidate
+        ``pad_token_id``. Raises `ValueError` naming the row and position of a label id the grammar does not
+        allow there (a target that is not a universal label at this processor's `score_decimals`).
+        """
+        if labels.ndim != 2:
+            raise ValueError(f"`labels` must have shape (rows, length), got {tuple(labels.shape)}")
+        token_column, transition, _ = self._tables_for(labels.device)
+        width = max(len(ids) for ids in self.allowed_ids_per_state)
+        padded = [list(ids) + [-1] * (width - len(ids)) for ids in self.allowed_ids_per_state]
+        allowed = torch.tensor(padded, dtype=torch.long, device=labels.device)
+        ignored = torch.full((width,), -1, dtype=torch.long, device=labels.device)
+        ignored[0] = self.pad_token_id
+        rows, length = labels.shape
+        candidates = ignored.repeat(rows, length, 1)
+        state = torch.full((rows,), self.initial_state, dtype=torch.long, device=labels.device)
+        for position in range(length):
+            ids = labels[:, position]
+            kept = ids != -100
+            here = allowed[state]
+            member = (here == ids.unsqueeze(1)).any(dim=1)
+            bad = kept & ~member
+            if bool(bad.any()):
+                row = int(bad.nonzero()[0, 0])
+                raise ValueError(
+                    f"`labels` row {row}, position {position}: token id {int(ids[row])} is not allowed there by the "
+                    f"universal-label grammar (score_decimals={self.grammar.score_decimals}); the targets must be "
+                    "universal labels followed by EOS")
+            candidates[kept, position] = here[kept]
+            next_state = transition[state, token_column[ids.clamp(min=0, max=self.tokenizer_size)]]
+            state = torch.where(kept, next_state, state)
+        return candidates
+
     def prefix_allowed_tokens_fn(self, batch_id: int, input_ids: torch.Tensor) -> list[int]:
         """The same constraint as a ``generate(prefix_allowed_tokens_fn=...)`` callback (slower than the processor)."""
         return self.allowed_token_ids(input_ids)

@@ -270,7 +270,11 @@ class UniMSESeq2SeqLMOutput(Seq2SeqLMOutput):
         + `cl_label_weight`·`contrastive_loss_label` (weights from the config; absent terms count 0). With
         `num_items_in_batch` the weighted contrastive part is scaled by this batch's share of the target tokens.
     lm_loss (`torch.FloatTensor`, *optional*):
-        Token cross-entropy: the mean over target tokens, or their sum over `num_items_in_batch`.
+        Token cross-entropy: the mean over target tokens, or their sum over `num_items_in_batch`. Over the whole
+        vocabulary, or, with `label_candidate_ids`, over each position's candidate ids.
+    logits (`torch.FloatTensor`):
+        Scores of the whole vocabulary `(batch_size, target_length, vocab_size)`, or, with `label_candidate_ids`,
+        of each position's candidates `(batch_size, target_length, width)` (the lowest float at padding).
     acoustic_vector / visual_vector (`torch.FloatTensor` of shape `(batch_size, modality_out)`):
         The utterance vectors fed to the PMF adapters.
     text_embeds / acoustic_embeds / visual_embeds (`torch.FloatTensor` of shape `(batch_size, cl_proj_dim)`, *optional*):
@@ -601,6 +605,7 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         decoder_inputs_embeds: Optional[torch.FloatTensor] = None,
         labels: Optional[torch.LongTensor] = None,
         contrastive_label_ids: Optional[torch.LongTensor] = None,
+        label_candidate_ids: Optional[torch.LongTensor] = None,
         num_items_in_batch: Optional[Union[torch.Tensor, int]] = None,
         use_cache: Optional[bool] = None,
         return_dict: Optional[bool] = None,
@@ -621,6 +626,12 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
             Target token ids, -100 where ignored. Gives `loss`, the full UniMSE objective, and its parts.
         contrastive_label_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Label keys of the label-aware contrastive term (equal ids = positives); needed when `cl_label_weight` > 0.
+        label_candidate_ids (`torch.LongTensor` of shape `(batch_size, target_length, width)`, *optional*):
+            With `labels`: the token ids the label grammar allows at each target position, -1 as padding
+            (`UniversalLabelLogitsProcessor.label_candidate_ids`, or the collator's `grammar_constrained_loss`).
+            The LM term then normalises over those candidates only: the likelihood of structured decoding,
+            which makes the same choices. It skips the projection onto the whole vocabulary, the bulk of a
+            small model's step; a model trained this way must be decoded with the grammar (`structured=True`).
         num_items_in_batch (`int` or `torch.Tensor`, *optional*):
             Target tokens of the whole accumulated (and, under data parallelism, global) batch, as the Trainer
             passes it: the LM term becomes this batch's token sum over it, and the weighted contrastive part is
@@ -659,16 +670,21 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         sequence_output = decoder_outputs[0]
         if self.config.scale_decoder_outputs:
             sequence_output = sequence_output * (self.model_dim**-0.5)
-        logits = self.lm_head(sequence_output)
-
+        if label_candidate_ids is None:
+            logits = self.lm_head(sequence_output)
+        elif not computes_loss:
+            raise ValueError("`label_candidate_ids` restricts the LM loss, so it needs `labels`")
         loss = lm_loss = None
         contrastive: dict[str, torch.Tensor] = {}
         if computes_loss:
-            labels = labels.to(logits.device)
+            labels = labels.to(sequence_output.device)
+            targets = labels
+            if label_candidate_ids is not None:
+                logits, targets = self._candidate_logits(sequence_output, labels, label_candidate_ids)
             if num_items_in_batch is None:
-                lm_loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)
+                lm_loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
             else:
-                lm_loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100,
+                lm_loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100,
                                           reduction="sum") / num_items_in_batch
             decoder_text = None
             if wants_decoder_text:
@@ -766,6 +782,28 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
                 terms["text_embeds"], contrastive_label_ids.to(text_pooled.device), self.config.cl_temperature)
         return terms
 
+    def _candidate_logits(self, sequence_output: torch.Tensor, labels: torch.LongTensor,
+                          label_candidate_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.LongTensor]:
+        """The LM head's scores of each position's candidates and, per position, the index of its label among them
+        (-100 where the label is ignored)."""
+        candidates = label_candidate_ids.to(sequence_output.device)
+        if candidates.ndim != 3 or candidates.shape[:2] != labels.shape:
+            raise ValueError(f"`label_candidate_ids` must have shape (batch_size, target_length, width) = "
+                             f"{tuple(labels.shape)} + (width,), got {tuple(candidates.shape)}")
+        valid = candidates >= 0
+        weight = self.lm_head.weight[candidates.clamp(min=0)]  # (batch, length, width, d_model)
+        logits = torch.einsum("bld,blwd->blw", sequence_output, weight.to(sequence_output.dtype))
+        logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
+        is_label = (candidates == labels.unsqueeze(-1)) & valid
+        kept = labels != -100
+        missing = kept & ~is_label.any(dim=-1)
+        if bool(missing.any()):
+            row, position = (int(i) for i in missing.nonzero()[0])
+            raise ValueError(f"`labels[{row}, {position}]` = {int(labels[row, position])} is not among that "
+                             "position's `label_candidate_ids`")
+        targets = torch.where(kept, is_label.float().argmax(dim=-1), torch.full_like(labels, -100))
+        return logits, targets
+
     def _weighted_contrastive_loss(self, terms: dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
         weights = {"contrastive_loss_ta": self.config.cl_weight_ta, "contrastive_loss_tv": self.config.cl_weight_tv,
                    "contrastive_loss_label": self.config.cl_label_weight}
@@ -799,10 +837,10 @@ class UniMSEForConditionalGeneration(UniMSEPreTrainedModel, GenerationMixin):
         """`GenerationMixin.generate` with the modality inputs: the LSTMs and the fused encoder run once
         per call, and the utterance vectors travel (expanded for beams) inside `encoder_outputs`.
 
-        Training-only batch entries (`labels`, `contrastive_label_ids`) are ignored, so a training batch can
-        be passed as it is.
+        Training-only batch entries (`labels`, `contrastive_label_ids`, `label_candidate_ids`) are ignored, so a
+        training batch can be passed as it is.
         """
-        for name in ("labels", "contrastive_label_ids", "num_items_in_batch"):
+        for name in ("labels", "contrastive_label_ids", "label_candidate_ids", "num_items_in_batch"):
             kwargs.pop(name, None)
         encoder_outputs = self._resolve_encoder_outputs(
             encoder_outputs, input_ids, attention_mask, kwargs.pop("inputs_embeds", None),
