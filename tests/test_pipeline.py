@@ -107,15 +107,26 @@ def test_each_batch_is_one_generate_call_on_all_its_rows(pipe, monkeypatch):
     assert calls == [4, 1] and len(results) == 5
 
 
-def _per_candidate_emotion_scores(model, model_inputs: dict, label: str) -> dict:
-    """The old computation: the model re-run on the inputs repeated once per MELD candidate."""
+def _per_candidate_emotion_scores(model, model_inputs: dict, label: str, structured: bool = True) -> dict:
+    """The model re-run on the inputs repeated once per MELD candidate; with `structured`, each token's softmax
+    runs over the grammar's choices at its position (the model's grammar-constrained loss), else over the whole
+    vocabulary with the EOS after the emotion."""
     processor = tiny_processor()
     parsed = parse_universal_label(label)
     prefix = f"{parsed.polarity},{parsed.text.split(',')[1].strip()},"
-    labels = processor.tokenizer([prefix + emotion for emotion in MELD_EMOTIONS], return_tensors="pt", padding=True)
+    labels = processor.tokenizer([prefix + emotion for emotion in MELD_EMOTIONS], return_tensors="pt", padding=True,
+                                 add_special_tokens=not structured)
     label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
     repeated = {k: v.repeat_interleave(len(MELD_EMOTIONS), dim=0) for k, v in model_inputs.items()}
     with torch.no_grad():
+        if structured:
+            candidates = processor.label_constraint().label_candidate_ids(label_ids)
+            out = model(**repeated, labels=label_ids, label_candidate_ids=candidates)
+            log_probs = torch.log_softmax(out.logits.float(), dim=-1)
+            picked = (candidates == label_ids.clamp(min=0).unsqueeze(-1)).float().argmax(-1)
+            token_log_probs = log_probs.gather(-1, picked.unsqueeze(-1)).squeeze(-1)
+            probabilities = torch.softmax((token_log_probs * (label_ids != -100)).sum(dim=1), dim=0)
+            return {emotion: float(p) for emotion, p in zip(MELD_EMOTIONS, probabilities)}
         logits = model(**repeated, labels=label_ids).logits
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     token_log_probs = log_probs.gather(-1, label_ids.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -130,6 +141,24 @@ def test_batched_emotion_scores_equal_the_per_candidate_computation(pipe):
         model_inputs = {k: v for k, v in pipe.preprocess(item).items() if v.shape[1] > 0}
         expected = _per_candidate_emotion_scores(pipe.model, model_inputs, result["label"])
         assert result["emotion_scores"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_emotion_scores_without_structured_decoding_are_normalised_over_the_whole_vocabulary(pipe):
+    # A random model decoding freely emits no parseable label, so the free-decoding scores are taken on the
+    # labels that structured decoding generated.
+    model_inputs = {k: v for k, v in pipe.preprocess({"text": "it was really good"}).items() if v.shape[1] > 0}
+    label = pipe("it was really good")["label"]
+    sequences = pipe.processor.tokenizer([label], return_tensors="pt").input_ids
+    sequences = torch.cat([torch.zeros_like(sequences[:, :1]), sequences], dim=1)  # the decoder start token
+    with torch.no_grad():
+        encoder_outputs = pipe.model.encode(**model_inputs)
+        free = pipe._emotion_probabilities(encoder_outputs, model_inputs["attention_mask"], sequences, structured=False)
+        constrained = pipe._emotion_probabilities(encoder_outputs, model_inputs["attention_mask"], sequences, structured=True)
+    expected_free = _per_candidate_emotion_scores(pipe.model, model_inputs, label, structured=False)
+    expected_constrained = _per_candidate_emotion_scores(pipe.model, model_inputs, label, structured=True)
+    assert free[0].tolist() == pytest.approx(list(expected_free.values()), abs=1e-5)
+    assert constrained[0].tolist() == pytest.approx(list(expected_constrained.values()), abs=1e-5)
+    assert not torch.allclose(free, constrained, atol=1e-3)
 
 
 def test_emotion_scores_reuse_the_encoder_pass_of_generation(pipe, monkeypatch):

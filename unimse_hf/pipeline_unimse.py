@@ -82,7 +82,8 @@ class UniMSEPipeline(Pipeline):
     label the grammar allows), `num_beams` (default 1), `structured` (constrain decoding to the label
     grammar, default True; decoding goes through `processor.generation_kwargs`),
     `return_emotion_scores` (adds the probability of each MELD emotion given the generated polarity and
-    score, scored for all seven candidates of all inputs in one batched decoder pass over the encoder
+    score under the same decoding: with `structured`, each token normalised over the grammar's choices there;
+    scored for all seven candidates of all inputs in one batched decoder pass over the encoder
     outputs of the generation, after one pass over the tokens the candidates share), `return_modality_contributions` (for each modality an input has, the prediction without
     it and the difference, see below), `max_clip_seconds` (refuse longer audio/video before decoding it).
 
@@ -247,7 +248,7 @@ class UniMSEPipeline(Pipeline):
         output = {"sequences": sequences[:rows]}
         if not (return_emotion_scores or return_modality_contributions):
             return output
-        probabilities = self._emotion_probabilities(encoder_outputs, batch["attention_mask"], sequences)
+        probabilities = self._emotion_probabilities(encoder_outputs, batch["attention_mask"], sequences, structured)
         output["emotion_probabilities"] = probabilities[:rows]
         for modality in MODALITIES if return_modality_contributions else ():
             variant_rows = [rows + j for j, (_, m) in enumerate(removed) if m == modality]
@@ -264,9 +265,12 @@ class UniMSEPipeline(Pipeline):
         return output
 
     def _emotion_probabilities(self, encoder_outputs: Any, attention_mask: torch.Tensor,
-                               sequences: torch.Tensor) -> torch.Tensor:
+                               sequences: torch.Tensor, structured: bool) -> torch.Tensor:
         """(rows, 7) probabilities of each MELD emotion given each row's generated polarity and score (NaN
-        where they did not parse), from the encoder outputs of the generation.
+        where they did not parse), from the encoder outputs of the generation, under the decoding that produced
+        them: with `structured`, each token's probability is normalised over the tokens the label grammar allows
+        there (what structured decoding chooses among, and all a model trained with the grammar-constrained
+        loss was trained on); otherwise over the whole vocabulary, with the EOS after the emotion.
 
         The seven candidates of a row share their first tokens, whose log-probabilities are equal and cancel
         in the softmax over candidates: the decoder runs once per row on the tokens every row's candidates
@@ -279,7 +283,7 @@ class UniMSEPipeline(Pipeline):
             return probabilities
         count = len(MELD_EMOTIONS)
         candidates = [f"{prefixes[row]}{emotion}" for row in rows for emotion in MELD_EMOTIONS]
-        labels = self.processor.tokenizer(candidates, return_tensors="pt", padding=True)
+        labels = self.processor.tokenizer(candidates, return_tensors="pt", padding=True, add_special_tokens=not structured)
         label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100).to(sequences.device)
         decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(label_ids)
         by_row = label_ids.view(len(rows), count, -1)
@@ -295,8 +299,14 @@ class UniMSEPipeline(Pipeline):
                             decoder_input_ids=decoder_input_ids[:, shared:], past_key_values=cache,
                             use_cache=cache is not None).logits
         targets = label_ids[:, shared:]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        logits = logits.float()
+        token_logits = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        if structured:
+            allowed = self.processor.label_constraint().label_candidate_ids(label_ids)[:, shared:]
+            allowed_logits = logits.gather(-1, allowed.clamp(min=0)).masked_fill(allowed < 0, -float("inf"))
+            token_log_probs = token_logits - torch.logsumexp(allowed_logits, dim=-1)
+        else:
+            token_log_probs = token_logits - torch.logsumexp(logits, dim=-1)
         totals = (token_log_probs * (targets != -100)).sum(dim=1).view(len(rows), count)
         probabilities[rows] = torch.softmax(totals, dim=1).cpu()
         return probabilities
